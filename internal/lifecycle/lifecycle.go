@@ -1,0 +1,225 @@
+// Package lifecycle sequences the daemon's life under systemd. Run reads top
+// to bottom in the order things happen: take the listening socket, start the
+// app, catch signals, serve, tell systemd READY=1, then answer SIGHUP with a
+// reload and SIGTERM with a drain, feeding the watchdog all along while the
+// app is healthy.
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"example.com/daemon/internal/systemd"
+)
+
+// App is the service that Run runs.
+type App interface {
+	// Start does the work needed before the app can serve.
+	Start(ctx context.Context) error
+	// Handler serves the app's requests.
+	Handler() http.Handler
+	// SetReady sets what the readiness endpoint answers.
+	SetReady(ready bool)
+	// Check is the health check that gates the watchdog.
+	Check(ctx context.Context) error
+	// Close releases the app after the last request finished.
+	Close() error
+}
+
+// Daemon is what Run needs, all of it passed in.
+type Daemon struct {
+	Logger *slog.Logger
+	// Notifier sends sd_notify messages; it drops them outside systemd.
+	Notifier *systemd.Notifier
+	// Listeners are the sockets systemd passed in; empty without socket
+	// activation.
+	Listeners systemd.Listeners
+	// Listen is the address to open when systemd passed no socket.
+	Listen string
+	// Watchdog is systemd's watchdog interval (WatchdogSec=); 0 when off.
+	Watchdog time.Duration
+	App      App
+	// Reload re-reads the configuration and applies it, or returns why it
+	// could not, leaving the old one in place.
+	Reload func() error
+	// DrainTimeout is how long in-flight requests may take once stopping
+	// begins; read when the stop begins, so a reload can change it.
+	DrainTimeout func() time.Duration
+}
+
+// mainSocket is the FileDescriptorName= of the socket that serves the app.
+const mainSocket = "http"
+
+// Run runs the daemon until SIGTERM or SIGINT (or ctx) stops it. A clean stop
+// returns nil.
+func Run(ctx context.Context, d Daemon) error {
+	log := d.Logger
+
+	// 1. The listening socket: systemd's, if it passed one, else our own.
+	// With socket activation systemd opened the port before starting us and
+	// keeps it open across restarts; binding a port ourselves then would
+	// fail, or worse, listen where no client is sent.
+	ln, origin, err := listen(d.Listeners, d.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if unused := d.Listeners.Close(); len(unused) > 0 {
+		log.Warn("closing sockets passed in that the daemon does not use", "names", unused)
+	}
+	serving := fmt.Sprintf("Serving on %s (%s)", ln.Addr(), origin)
+
+	// 2. Start the app. Connections that arrive meanwhile wait in the
+	// socket's backlog; systemd reports the unit as "activating" and holds
+	// `systemctl start` until READY=1.
+	notify(d, systemd.Status("Starting"))
+	if err := d.App.Start(ctx); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	defer d.App.Close()
+
+	// 3. Signals, before READY=1: systemd may send SIGHUP (reload) or SIGTERM
+	// (stop) the moment the unit is active, and a signal that arrives before
+	// it is caught kills the process (SIGHUP's default action is to end it).
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
+	// 4. Serve. The socket already listens, so from here on every connection
+	// is accepted and served, including one made the instant READY=1 arrives.
+	srv := &http.Server{
+		Handler:           d.App.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
+	// and units ordered After= this one start.
+	d.App.SetReady(true)
+	notify(d, systemd.Ready, systemd.Status("%s", serving))
+	log.Info("ready", "addr", ln.Addr().String(), "origin", origin)
+
+	// 6. The watchdog, fed only while the app's health check passes, so
+	// that systemd restarts a daemon that hangs rather than one that dies.
+	// It keeps going during the stop: systemd still enforces WatchdogSec=
+	// while a unit is stopping.
+	watchdogCtx, stopWatchdog := context.WithCancel(context.Background())
+	defer stopWatchdog()
+	if d.Watchdog > 0 {
+		go feedWatchdog(watchdogCtx, d)
+	}
+
+	// 7. Wait for a signal, the context, or the server failing.
+	for {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				reload(d, serving)
+				continue
+			}
+			log.Info("stop requested", "signal", sig.String())
+		case <-ctx.Done():
+			log.Info("stop requested", "cause", context.Cause(ctx).Error())
+		case err := <-served:
+			return fmt.Errorf("serve: %w", err)
+		}
+		break
+	}
+
+	// 8. Stop: say so first, then stop taking requests and drain the ones in
+	// flight. /readyz answers 503 from now on.
+	d.App.SetReady(false)
+	drain := d.DrainTimeout()
+	notify(d, systemd.Stopping,
+		systemd.Status("Stopping: finishing in-flight requests (at most %s)", drain),
+		// Stopping may take the whole drain timeout; should that be longer
+		// than TimeoutStopSec=, ask for the time (and a little for exiting)
+		// instead of being killed mid-request.
+		systemd.ExtendTimeout(drain+5*time.Second))
+	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(drainCtx); err != nil {
+		log.Warn("drain timed out; closing the remaining connections", "drain_timeout", drain)
+		srv.Close()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// listen returns systemd's main socket if it passed sockets in, else a socket
+// of our own on addr, and says which.
+func listen(passed systemd.Listeners, addr string) (net.Listener, string, error) {
+	if len(passed) > 0 {
+		ln, err := passed.TakeMain(mainSocket)
+		if err != nil {
+			return nil, "", err
+		}
+		if ln == nil {
+			return nil, "", fmt.Errorf("socket activation: no socket named %q among those passed in; set FileDescriptorName=%s in the .socket unit", mainSocket, mainSocket)
+		}
+		return ln, "socket-activated", nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	return ln, "own socket", nil
+}
+
+// reload answers SIGHUP. RELOADING=1 and MONOTONIC_USEC= go in one datagram;
+// READY=1 ends the reload whether it worked or not, because the daemon keeps
+// serving either way; STATUS= says which.
+func reload(d Daemon, serving string) {
+	notify(d, systemd.Reloading, systemd.MonotonicUsec(), systemd.Status("Reloading configuration"))
+	if err := d.Reload(); err != nil {
+		d.Logger.Error("reload failed; still using the previous configuration", "err", err)
+		notify(d, systemd.Ready, systemd.Status("%s; reload failed, still using the previous configuration: %v", serving, err))
+		return
+	}
+	d.Logger.Info("configuration reloaded")
+	notify(d, systemd.Ready, systemd.Status("%s", serving))
+}
+
+// feedWatchdog sends WATCHDOG=1 at half the interval, as sd_watchdog_enabled(3)
+// advises, each time the health check passes. A check that fails or hangs
+// skips the ping; after a whole interval without one systemd kills the
+// daemon (SIGABRT) and, with Restart=on-failure, starts it again.
+func feedWatchdog(ctx context.Context, d Daemon) {
+	tick := time.NewTicker(d.Watchdog / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		checkCtx, cancel := context.WithTimeout(ctx, d.Watchdog/4)
+		err := d.App.Check(checkCtx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				d.Logger.Error("health check failed; not feeding the watchdog", "err", err)
+			}
+			continue
+		}
+		notify(d, systemd.Watchdog)
+	}
+}
+
+// notify sends to systemd and logs a failure: a lost status message is worth
+// a log line, not the daemon's life.
+func notify(d Daemon, assignments ...string) {
+	if err := d.Notifier.Notify(assignments...); err != nil {
+		d.Logger.Warn("sd_notify failed", "err", err)
+	}
+}

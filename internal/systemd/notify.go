@@ -1,0 +1,119 @@
+// Package systemd speaks the small part of systemd's protocol that a service
+// needs: sd_notify(3) datagrams, the watchdog settings, and the listening
+// sockets passed by socket activation (sd_listen_fds(3)).
+//
+// Every call does nothing, quietly, when the process does not run under
+// systemd: a Notifier made from an empty NOTIFY_SOCKET drops its messages, and
+// without LISTEN_FDS there are no activated listeners. The daemon therefore
+// runs the same code in a terminal, in tests and under systemd.
+package systemd
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+)
+
+// The state strings of sd_notify(3). go-systemd names the common ones; the
+// rest are ours.
+const (
+	Ready     = daemon.SdNotifyReady     // start-up or reload finished
+	Reloading = daemon.SdNotifyReloading // a reload began; READY=1 ends it
+	Stopping  = daemon.SdNotifyStopping  // shutdown began
+	Watchdog  = daemon.SdNotifyWatchdog  // keep-alive ping
+)
+
+// Status returns a STATUS= line: free text that `systemctl status` shows.
+func Status(format string, args ...any) string {
+	// A newline would end the assignment early; the rest of the text would be
+	// read as another (probably unknown) variable.
+	return "STATUS=" + strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ")
+}
+
+// MonotonicUsec returns MONOTONIC_USEC=, the CLOCK_MONOTONIC time in
+// microseconds. Sent together with RELOADING=1 it tells systemd (≥ 253,
+// Type=notify-reload) which reload this READY=1 answers: without it systemd
+// cannot tell a reload that finished from one that never began, and
+// `systemctl reload` waits until its timeout.
+func MonotonicUsec() string {
+	return strings.TrimSuffix(daemon.SdNotifyMonotonicUsec(), "\n")
+}
+
+// ExtendTimeout returns EXTEND_TIMEOUT_USEC=, which asks systemd for d more
+// time in the current state (start, runtime or stop). It matters only when the
+// state already runs past its configured timeout (TimeoutStartSec=,
+// TimeoutStopSec=), so sending it is harmless when the work fits.
+func ExtendTimeout(d time.Duration) string {
+	return "EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10)
+}
+
+// Notifier sends sd_notify(3) messages to the socket that systemd named in
+// NOTIFY_SOCKET. The zero Notifier, and one made from an empty address, sends
+// nothing.
+//
+// go-systemd's daemon.SdNotify reads NOTIFY_SOCKET from the environment on
+// every call; this type takes the address once, so the caller can remove the
+// variable from the environment (children must not inherit it) and still send
+// watchdog pings for as long as it runs.
+type Notifier struct {
+	addr *net.UnixAddr
+}
+
+// NewNotifier returns a Notifier for the NOTIFY_SOCKET value socket: a path,
+// or an abstract socket written with a leading '@'. Go's net package maps '@'
+// to the leading NUL byte of the abstract namespace, as sd_notify does.
+func NewNotifier(socket string) *Notifier {
+	if socket == "" {
+		return &Notifier{}
+	}
+	return &Notifier{addr: &net.UnixAddr{Name: socket, Net: "unixgram"}}
+}
+
+// Enabled reports whether messages go anywhere.
+func (n *Notifier) Enabled() bool { return n != nil && n.addr != nil }
+
+// Notify sends the assignments in one datagram, newline-separated. systemd
+// applies one datagram atomically: READY=1 and its STATUS= arrive together,
+// and RELOADING=1 with its MONOTONIC_USEC=.
+func (n *Notifier) Notify(assignments ...string) error {
+	if !n.Enabled() {
+		return nil
+	}
+	// A fresh connection per message: systemd may re-create its socket
+	// (daemon-reexec), and a connection kept open would point at the old one.
+	conn, err := net.DialUnix("unixgram", nil, n.addr)
+	if err != nil {
+		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(strings.Join(assignments, "\n"))); err != nil {
+		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)
+	}
+	return nil
+}
+
+// WatchdogInterval reads the watchdog settings that systemd passes when the
+// unit sets WatchdogSec= (sd_watchdog_enabled(3)): WATCHDOG_USEC is the
+// interval within which WATCHDOG=1 must arrive, and WATCHDOG_PID, when set,
+// names the process meant to send it. It returns 0 when this process (pid)
+// has no watchdog to feed.
+func WatchdogInterval(getenv func(string) string, pid int) (time.Duration, error) {
+	usec := getenv("WATCHDOG_USEC")
+	if usec == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(usec, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("WATCHDOG_USEC=%q: want a positive number of microseconds", usec)
+	}
+	// The variables are inherited by children; only the process systemd meant
+	// may answer for the service.
+	if p := getenv("WATCHDOG_PID"); p != "" && p != strconv.Itoa(pid) {
+		return 0, nil
+	}
+	return time.Duration(n) * time.Microsecond, nil
+}
