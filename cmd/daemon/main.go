@@ -20,6 +20,7 @@ import (
 	"example.com/daemon/internal/app"
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/lifecycle"
+	"example.com/daemon/internal/logging"
 	"example.com/daemon/internal/systemd"
 )
 
@@ -48,6 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	configPath := flags.String("config", defaultConfigPath(getenv), "configuration `file`")
 	listenAddr := flags.String("listen", "", "`address` to listen on when systemd passes no socket (default: the config's listen, 127.0.0.1:8080)")
 	stateDir := flags.String("state-dir", firstDir(getenv("STATE_DIRECTORY")), "`directory` for state (default: $STATE_DIRECTORY, set by systemd's StateDirectory=)")
+	logFormat := flags.String("log-format", "", "where logs go: auto, journal, text or json (default: the config's log_format, auto)")
 	checkConfig := flags.Bool("check-config", false, "check the configuration file and exit")
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args[1:]); err != nil {
@@ -81,9 +83,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usageError{errors.New("no state directory: pass -state-dir, or run under systemd with StateDirectory=")}
 	}
 
+	// Logs go to the journal when systemd connected stderr to it, else to
+	// stderr. The level is a variable so that a reload can change it.
+	format := cfg.LogFormat.String()
+	if *logFormat != "" {
+		format = *logFormat
+	}
+	f, err := logging.ParseFormat(format)
+	if err != nil {
+		return usageError{err}
+	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel.Level)
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := logging.New(logging.Options{
+		Format: f, Level: level, Identifier: name, Getenv: getenv, Stderr: stderr,
+	})
+	if err != nil {
+		return err
+	}
 
 	// The notify socket is for this process alone: with NotifyAccess=main
 	// systemd ignores anyone else, so a child that inherited NOTIFY_SOCKET
@@ -126,7 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				logger.Warn("listen changed; it takes effect at the next start",
 					"listen", cfg.Listen.String(), "new_listen", next.Listen.String())
 			}
-			if next.LogFormat != cfg.LogFormat {
+			if next.LogFormat != cfg.LogFormat && *logFormat == "" {
 				logger.Warn("log_format changed; it takes effect at the next start",
 					"log_format", cfg.LogFormat.String(), "new_log_format", next.LogFormat.String())
 			}

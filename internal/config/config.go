@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"example.com/daemon/internal/logging"
 )
 
 // Config is the daemon's configuration. The zero value is not valid; start
@@ -134,14 +136,13 @@ type Format struct{ s string }
 
 func (f Format) String() string { return f.s }
 
-// UnmarshalText accepts the four formats.
+// UnmarshalText accepts the formats package logging knows.
 func (f *Format) UnmarshalText(b []byte) error {
-	switch s := string(b); s {
-	case "auto", "journal", "text", "json":
-		f.s = s
-		return nil
+	if _, err := logging.ParseFormat(string(b)); err != nil {
+		return err
 	}
-	return fmt.Errorf("%q is not a log format: use auto, journal, text or json", b)
+	f.s = string(b)
+	return nil
 }
 
 // Address is a host:port to listen on.

@@ -1,0 +1,490 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"example.com/daemon/internal/systemd/systemdtest"
+)
+
+// The tests in this file run the daemon as a process, built once in
+// TestMain, and talk to it as systemd would: a notify socket, sockets passed
+// as file descriptors 3, 4, …, and signals.
+
+var binary string // path of the built daemon; set once by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "daemon-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "daemon")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build daemon:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const wait = 10 * time.Second
+
+// proc is a running daemon process.
+type proc struct {
+	cmd    *exec.Cmd
+	notify *systemdtest.NotifySocket
+	stderr *syncBuffer
+	exited chan struct{}
+	err    error // from Wait, once exited is closed
+}
+
+// spawn starts cmd with a notify socket and returns once it runs.
+func spawn(t *testing.T, cmd *exec.Cmd, notify *systemdtest.NotifySocket) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, notify: notify, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	if notify != nil {
+		cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+notify.Addr)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("daemon stderr:\n%s", p.stderr.String())
+		}
+	})
+	return p
+}
+
+// exitCode waits for the process to end and returns its exit status.
+func (p *proc) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(wait):
+		t.Fatal("daemon did not exit")
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	return 0
+}
+
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReady waits for READY=1 and returns the message.
+func (p *proc) waitReady(t *testing.T) map[string]string {
+	t.Helper()
+	for {
+		msg := p.notify.NextExcept(t, wait, "WATCHDOG=1")
+		if f := systemdtest.Fields(msg); f["READY"] == "1" {
+			return f
+		}
+	}
+}
+
+// command returns an exec.Cmd for the daemon with a fresh state directory
+// and a config file holding config.
+func command(t *testing.T, config string, args ...string) *exec.Cmd {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, append([]string{"-config", path, "-state-dir", dir}, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	return cmd
+}
+
+func configPathOf(cmd *exec.Cmd) string { return cmd.Args[2] }
+
+// passSockets arranges for cmd to receive listeners as systemd passes them:
+// file descriptors 3, 4, …, LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID. The
+// PID is not known before the process starts, so a shell sets it and execs
+// the daemon, which keeps the shell's PID.
+func passSockets(t *testing.T, cmd *exec.Cmd, names []string, listeners ...*net.TCPListener) {
+	t.Helper()
+	for _, ln := range listeners {
+		f, err := ln.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	cmd.Env = append(cmd.Env,
+		"LISTEN_FDS="+strconv.Itoa(len(listeners)),
+		"LISTEN_FDNAMES="+strings.Join(names, ":"))
+	cmd.Args = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}, cmd.Args...)
+	cmd.Path = "/bin/sh"
+}
+
+func listenTCP(t *testing.T) *net.TCPListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.(*net.TCPListener)
+}
+
+// freePort returns a port nothing listens on right now.
+func freePort(t *testing.T) string {
+	ln := listenTCP(t)
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestServesOnSocketPassedByName(t *testing.T) {
+	metrics, main := listenTCP(t), listenTCP(t)
+	unused := freePort(t)
+	cmd := command(t, `greeting = "by name"`, "-listen", unused)
+	// The main socket is second: the daemon must pick it by its name.
+	passSockets(t, cmd, []string{"metrics", "http"}, metrics, main)
+	p := spawn(t, cmd, systemdtest.Listen(t, false))
+	ready := p.waitReady(t)
+	if !strings.Contains(ready["STATUS"], main.Addr().String()) || !strings.Contains(ready["STATUS"], "socket-activated") {
+		t.Errorf("STATUS=%q, want the passed socket's address", ready["STATUS"])
+	}
+	if code, body := get(t, "http://"+main.Addr().String()+"/"); code != 200 || body != "by name\n" {
+		t.Errorf("GET / on the http socket: %d %q", code, body)
+	}
+	// With sockets passed in, the daemon opens none of its own.
+	if conn, err := net.Dial("tcp", unused); err == nil {
+		conn.Close()
+		t.Errorf("daemon listens on %s although systemd passed its socket", unused)
+	}
+	// It keeps the socket it serves and closes the one it has no use for.
+	if got := listeningSockets(t, p.cmd.Process.Pid); got != 1 {
+		t.Errorf("daemon holds %d listening TCP sockets, want 1", got)
+	}
+	p.signal(t, syscall.SIGTERM)
+	if code := p.exitCode(t); code != 0 {
+		t.Errorf("exit status after SIGTERM: %d, want 0", code)
+	}
+}
+
+// listeningSockets counts the listening TCP sockets among pid's open files.
+func listeningSockets(t *testing.T, pid int) int {
+	t.Helper()
+	listening := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 9 && f[3] == "0A" { // TCP_LISTEN
+				listening[f[9]] = true
+			}
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(target, "socket:[") && listening[strings.Trim(target[len("socket:"):], "[]")] {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSocketActivationWithSystemdSocketActivate(t *testing.T) {
+	tool, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate not installed (Debian package systemd)")
+	}
+	addr := freePort(t)
+	notify := systemdtest.Listen(t, false)
+	cmd := command(t, `greeting = "activated"`)
+	// The tool listens on addr, and on the first connection execs the
+	// daemon with the socket as fd 3, LISTEN_FDNAMES=http.
+	cmd.Args = append([]string{tool, "--listen=" + addr, "--fdname=http", "--setenv=NOTIFY_SOCKET=" + notify.Addr}, cmd.Args...)
+	cmd.Path = tool
+	p := spawn(t, cmd, nil)
+	p.notify = notify
+	var conn net.Conn
+	for deadline := time.Now().Add(wait); ; {
+		if conn, err = net.Dial("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the tool's socket is not there yet
+	}
+	if err != nil {
+		t.Fatalf("connect to the activation socket: %v", err)
+	}
+	defer conn.Close()
+	// The first connection starts the daemon, and is served by it.
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("first connection: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "activated\n" {
+		t.Errorf("first connection: %d %q", resp.StatusCode, body)
+	}
+	ready := p.waitReady(t)
+	if !strings.Contains(ready["STATUS"], "socket-activated") {
+		t.Errorf("STATUS=%q, want socket-activated", ready["STATUS"])
+	}
+	if got := listeningSockets(t, p.cmd.Process.Pid); got != 1 {
+		t.Errorf("daemon holds %d listening sockets, want only the one passed in", got)
+	}
+	p.signal(t, syscall.SIGTERM)
+	if code := p.exitCode(t); code != 0 {
+		t.Errorf("exit status after SIGTERM: %d, want 0", code)
+	}
+}
+
+func TestUnnamedSingleSocketIsTheMainListener(t *testing.T) {
+	ln := listenTCP(t)
+	cmd := command(t, `greeting = "unnamed"`)
+	passSockets(t, cmd, nil, ln)
+	p := spawn(t, cmd, systemdtest.Listen(t, false))
+	p.waitReady(t)
+	if code, body := get(t, "http://"+ln.Addr().String()+"/"); code != 200 || body != "unnamed\n" {
+		t.Errorf("GET /: %d %q", code, body)
+	}
+}
+
+func TestSignalsAreHandledFromTheMomentReadyIsSent(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ln := listenTCP(t)
+			cmd := command(t, "")
+			passSockets(t, cmd, []string{"http"}, ln)
+			p := spawn(t, cmd, systemdtest.Listen(t, false))
+			p.waitReady(t)
+			// systemd may signal the instant it reads READY=1. A signal
+			// not yet caught would kill the process (SIGHUP's default).
+			p.signal(t, sig)
+			if sig == syscall.SIGHUP {
+				if msg := p.notify.Next(t, wait); !strings.HasPrefix(msg, "RELOADING=1\n") {
+					t.Fatalf("after SIGHUP: %q, want RELOADING=1", msg)
+				}
+				p.waitReady(t)
+				p.signal(t, syscall.SIGTERM)
+			}
+			if code := p.exitCode(t); code != 0 {
+				t.Errorf("exit status: %d, want 0 (stderr: %s)", code, p.stderr)
+			}
+		})
+	}
+}
+
+func TestBadConfigAtStartExitsWithConfigErrorNamingFileLineKey(t *testing.T) {
+	cmd := command(t, "greeting = \"hi\"\n\ndrain_timeout = \"soon\"\n")
+	p := spawn(t, cmd, systemdtest.Listen(t, false))
+	if code := p.exitCode(t); code != exitConfig {
+		t.Errorf("exit status %d, want %d", code, exitConfig)
+	}
+	msg := p.stderr.String()
+	for _, want := range []string{configPathOf(cmd) + ":3:", "drain_timeout", `"soon"`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not contain %q", msg, want)
+		}
+	}
+	if m, ok := p.notify.NextOrNone(50 * time.Millisecond); ok && strings.Contains(m, "READY=1") {
+		t.Error("READY=1 sent despite a bad config")
+	}
+}
+
+func TestExitStatuses(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.toml")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		config string
+		want   int
+		output string
+	}{
+		{"check-config accepts a good file", []string{"-check-config"}, `greeting = "x"`, 0, "configuration ok"},
+		{"check-config rejects an unknown key", []string{"-check-config"}, "greting = \"x\"", exitConfig, ":1:1: key greting: unknown key"},
+		{"a missing file named with -config", []string{"-config", missing}, "", exitConfig, missing},
+		{"a bad flag", []string{"-no-such-flag"}, "", exitUsage, "flag provided but not defined"},
+		{"version", []string{"-version"}, "", 0, "go1."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := command(t, tc.config, tc.args...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			}
+			if code != tc.want {
+				t.Errorf("exit status %d, want %d (output %q)", code, tc.want, out.String())
+			}
+			if !strings.Contains(out.String(), tc.output) {
+				t.Errorf("output %q does not contain %q", out.String(), tc.output)
+			}
+		})
+	}
+}
+
+func TestRunsOutsideSystemd(t *testing.T) {
+	addr := freePort(t)
+	cmd := command(t, `greeting = "plain"`, "-listen", addr)
+	p := spawn(t, cmd, nil) // no NOTIFY_SOCKET, no LISTEN_FDS
+	for deadline := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready: %v", err)
+		}
+	}
+	if code, body := get(t, "http://"+addr+"/"); code != 200 || body != "plain\n" {
+		t.Errorf("GET /: %d %q", code, body)
+	}
+	p.signal(t, syscall.SIGINT)
+	if code := p.exitCode(t); code != 0 {
+		t.Errorf("exit status after SIGINT: %d, want 0", code)
+	}
+}
+
+// The tests below call run in this process, with an environment of their
+// own, as the style of run(ctx, args, getenv, …) allows.
+
+func TestNotifySocketIsReadOnceAndRemovedFromTheEnvironment(t *testing.T) {
+	for _, abstract := range []bool{false, true} {
+		t.Run(fmt.Sprintf("abstract=%v", abstract), func(t *testing.T) {
+			notify := systemdtest.Listen(t, abstract)
+			t.Setenv("NOTIFY_SOCKET", notify.Addr)
+			env := map[string]string{"NOTIFY_SOCKET": notify.Addr, "WATCHDOG_USEC": "200000"}
+			_, stop := runInProcess(t, `greeting = "x"`, env, io.Discard)
+			if msg := notify.NextExcept(t, wait, "STATUS=Starting"); !strings.HasPrefix(msg, "READY=1\n") {
+				t.Fatalf("got %q, want READY=1", msg)
+			}
+			if v, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
+				t.Errorf("NOTIFY_SOCKET=%q still in the environment, children would inherit it", v)
+			}
+			// …and the watchdog pings still go out.
+			if msg := notify.Next(t, wait); msg != "WATCHDOG=1" {
+				t.Errorf("got %q, want WATCHDOG=1", msg)
+			}
+			if err := stop(); err != nil {
+				t.Errorf("run: %v", err)
+			}
+		})
+	}
+}
+
+func TestLogLevelIsReloadable(t *testing.T) {
+	notify := systemdtest.Listen(t, false)
+	stderr := &syncBuffer{}
+	path, _ := runInProcess(t, `log_level = "warn"`, map[string]string{"NOTIFY_SOCKET": notify.Addr}, stderr)
+	notify.NextExcept(t, wait, "STATUS=Starting")
+	if strings.Contains(stderr.String(), "level=INFO") {
+		t.Fatalf("info logged at log_level=warn: %s", stderr)
+	}
+	if err := os.WriteFile(path, []byte(`log_level = "info"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	notify.Next(t, wait) // RELOADING=1
+	notify.Next(t, wait) // READY=1
+	if !strings.Contains(stderr.String(), `level=INFO msg="configuration reloaded"`) {
+		t.Errorf("after reloading log_level=info, no info line: %s", stderr)
+	}
+}
+
+// runInProcess calls run with env as its whole environment and a listener
+// of its own. It returns the config file's path, and a function that stops
+// run and returns its error.
+func runInProcess(t *testing.T, config string, env map[string]string, stderr io.Writer) (string, func() error) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"daemon", "-config", path, "-state-dir", dir, "-listen", "127.0.0.1:0"},
+			func(k string) string { return env[k] }, io.Discard, stderr)
+	}()
+	stop := sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { stop() })
+	return path, stop
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and a test's reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

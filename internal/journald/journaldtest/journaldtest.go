@@ -1,0 +1,150 @@
+// Package journaldtest gives tests a real systemd-journald: it starts one
+// when none is running (which needs root; Debian's systemd package has
+// journald and journalctl) and reads entries back with journalctl.
+package journaldtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	journaldPath  = "/lib/systemd/systemd-journald"
+	journalSocket = "/run/systemd/journal/socket" // where nativejournal sends
+)
+
+// Listening reports whether a journald is listening on its native
+// socket: connecting a datagram socket to a path succeeds only while a
+// process has a socket bound there.
+func Listening() bool {
+	conn, err := net.Dial("unixgram", journalSocket)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// SkipWithout skips tb when no journald listens.
+func SkipWithout(tb testing.TB) {
+	if !Listening() {
+		tb.Skip("no systemd-journald listening on " + journalSocket + "; as root, start " + journaldPath)
+	}
+}
+
+// Need makes sure a journald listens on its native socket, starting
+// one for the test if none does, and stopping it when the test ends.
+func Need(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run systemd-journald and to read the journal")
+	}
+	for _, program := range []string{journaldPath, "journalctl"} {
+		if _, err := exec.LookPath(program); err != nil {
+			t.Skipf("needs %s (Debian package systemd): %v", program, err)
+		}
+	}
+	if Listening() {
+		return
+	}
+
+	// journald tells its supervisor that it is ready, its sockets open, by
+	// sending READY=1 to the datagram socket named in $NOTIFY_SOCKET
+	// (sd_notify(3)). Here the test is the supervisor.
+	notify := filepath.Join(t.TempDir(), "notify")
+	ready, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Close()
+
+	// No arguments: journald would take one as the name of a journal
+	// namespace to serve (systemd-journald.service(8)).
+	cmd := exec.Command(journaldPath)
+	cmd.Env = []string{"NOTIFY_SOCKET=" + notify}
+	cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	ready.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		n, err := ready.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for READY=1 from systemd-journald: %v", err)
+		}
+		if slices.Contains(strings.Split(string(buf[:n]), "\n"), "READY=1") {
+			return
+		}
+	}
+}
+
+// Read returns the entries whose SYSLOG_IDENTIFIER is id, with each
+// field's values.
+func Read(t testing.TB, id string) []map[string][]string {
+	t.Helper()
+	// --sync returns once journald has stored every entry sent before it
+	// was called (journalctl(1)), so there is nothing to wait or poll for.
+	if out, err := exec.Command("journalctl", "--sync").CombinedOutput(); err != nil {
+		t.Fatalf("journalctl --sync: %v\n%s", err, out)
+	}
+	// --all, or journalctl shows fields bigger than 4096 bytes as null.
+	out, err := exec.Command("journalctl", "--output=json", "--all", "--no-pager",
+		"SYSLOG_IDENTIFIER="+id).Output()
+	if err != nil {
+		t.Fatalf("journalctl: %v", err)
+	}
+	var entries []map[string][]string
+	for dec := json.NewDecoder(bytes.NewReader(out)); dec.More(); {
+		var raw map[string]any
+		if err := dec.Decode(&raw); err != nil {
+			t.Fatal(err)
+		}
+		entry := map[string][]string{}
+		for name, v := range raw {
+			entry[name] = jsonValues(v)
+		}
+		entries = append(entries, entry)
+	}
+	return entries
+}
+
+// jsonValues undoes journalctl's JSON: a field is a string, or an array of
+// byte values when it isn't printable text, or an array of those when it
+// occurs more than once.
+func jsonValues(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		if len(v) > 0 {
+			if _, isByte := v[0].(float64); !isByte {
+				var all []string
+				for _, e := range v {
+					all = append(all, jsonValues(e)...)
+				}
+				return all
+			}
+		}
+		b := make([]byte, len(v))
+		for i, e := range v {
+			b[i] = byte(e.(float64))
+		}
+		return []string{string(b)}
+	}
+	return []string{fmt.Sprint(v)}
+}
