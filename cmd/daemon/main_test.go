@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +62,9 @@ type proc struct {
 func spawn(t *testing.T, cmd *exec.Cmd, notify *systemdtest.NotifySocket) *proc {
 	t.Helper()
 	p := &proc{cmd: cmd, notify: notify, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = p.stderr
+	if cmd.Stderr == nil {
+		cmd.Stderr = p.stderr
+	}
 	if notify != nil {
 		cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+notify.Addr)
 	}
@@ -132,7 +135,11 @@ func command(t *testing.T, config string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func configPathOf(cmd *exec.Cmd) string { return cmd.Args[2] }
+// configPathOf returns the -config argument of cmd.
+func configPathOf(cmd *exec.Cmd) string {
+	i := slices.Index(cmd.Args, "-config")
+	return cmd.Args[i+1]
+}
 
 // passSockets arranges for cmd to receive listeners as systemd passes them:
 // file descriptors 3, 4, …, LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID. The

@@ -30,7 +30,7 @@ func TestJournaldStoresEntryWithAllFields(t *testing.T) {
 	_, file, line, _ := runtime.Caller(0)
 	logger.Warn("request\nfailed", "status", 503, "body", "line 1\nline 2") // must stay on the line after runtime.Caller
 
-	entries := journaldtest.Read(t, id)
+	entries := journaldtest.Read(t, "SYSLOG_IDENTIFIER="+id)
 	if fallback.Len() > 0 {
 		t.Fatalf("the journal refused the record:\n%s", &fallback)
 	}
@@ -83,7 +83,7 @@ func TestJournaldStoresEntryTooBigForADatagram(t *testing.T) {
 	logger := slog.New(NewHandler(&nativejournal.Journal{}, Options{Identifier: id, Fallback: &fallback}))
 	logger.Info("big", "big", big)
 
-	entries := journaldtest.Read(t, id)
+	entries := journaldtest.Read(t, "SYSLOG_IDENTIFIER="+id)
 	if fallback.Len() > 0 {
 		t.Fatalf("the journal refused the record:\n%.1000s", &fallback)
 	}

@@ -93,9 +93,9 @@ func Need(t testing.TB) {
 	}
 }
 
-// Read returns the entries whose SYSLOG_IDENTIFIER is id, with each
-// field's values.
-func Read(t testing.TB, id string) []map[string][]string {
+// Read returns the entries that match every FIELD=value in matches, with
+// each field's values.
+func Read(t testing.TB, matches ...string) []map[string][]string {
 	t.Helper()
 	// --sync returns once journald has stored every entry sent before it
 	// was called (journalctl(1)), so there is nothing to wait or poll for.
@@ -103,8 +103,8 @@ func Read(t testing.TB, id string) []map[string][]string {
 		t.Fatalf("journalctl --sync: %v\n%s", err, out)
 	}
 	// --all, or journalctl shows fields bigger than 4096 bytes as null.
-	out, err := exec.Command("journalctl", "--output=json", "--all", "--no-pager",
-		"SYSLOG_IDENTIFIER="+id).Output()
+	args := append([]string{"--output=json", "--all", "--no-pager"}, matches...)
+	out, err := exec.Command("journalctl", args...).Output()
 	if err != nil {
 		t.Fatalf("journalctl: %v", err)
 	}

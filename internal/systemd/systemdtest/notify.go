@@ -86,7 +86,6 @@ func (s *NotifySocket) NextExcept(t testing.TB, timeout time.Duration, skip ...s
 	}
 }
 
-
 // Fields parses a datagram into its assignments.
 func Fields(msg string) map[string]string {
 	f := map[string]string{}

@@ -1,0 +1,34 @@
+# The binary, its units and its config directory share one name. Change it
+# here (and the `daemon` words in deploy/) to make the template yours.
+NAME    ?= daemon
+BIN     := bin/$(NAME)
+GO      ?= go
+# -buildvcs records the commit in the binary, for -version.
+GOBUILD := $(GO) build -buildvcs=auto -trimpath
+
+.PHONY: help build run test test-units test-systemd clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/$(NAME)
+	$(GOBUILD) -o $(BIN) ./cmd/$(NAME)
+
+run: build ## run the daemon locally on 127.0.0.1:8080, state in ./var
+	mkdir -p var
+	$(BIN) -config deploy/config.toml -state-dir var -log-format text
+
+test: build test-units ## vet, check formatting, run the tests and check the units
+	@test -z "$$(gofmt -l cmd internal test)" || { gofmt -l cmd internal test; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) vet -tags systemd ./test/systemd/
+	$(GO) test -count=1 ./...
+
+test-units: build ## systemd-analyze verify and security on deploy/systemd
+	NAME=$(NAME) BINARY=$(BIN) bash test/systemd/check-units.sh
+
+test-systemd: ## run the scenarios under real systemd in a container
+	NAME=$(NAME) bash test/systemd/run.sh
+
+clean: ## remove what the build made
+	rm -rf bin var

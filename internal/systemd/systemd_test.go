@@ -1,0 +1,121 @@
+package systemd
+
+import (
+	"net"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestNotifySendsOneDatagramToPathAndAbstractSockets(t *testing.T) {
+	for _, addr := range []string{
+		filepath.Join(t.TempDir(), "notify"),
+		"@daemon-notify-test-" + time.Now().Format("150405.000000000"),
+	} {
+		t.Run(addr, func(t *testing.T) {
+			conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if err := NewNotifier(addr).Notify(Ready, Status("serving\non :80")); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 1024)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A newline inside STATUS would start a new assignment.
+			if got, want := string(buf[:n]), "READY=1\nSTATUS=serving on :80"; got != want {
+				t.Errorf("datagram %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestNotifierWithoutSocketDoesNothing(t *testing.T) {
+	if n := NewNotifier(""); n.Enabled() || n.Notify(Ready) != nil {
+		t.Error("a Notifier without NOTIFY_SOCKET must drop messages without error")
+	}
+}
+
+func TestNotifyReportsAMissingSocket(t *testing.T) {
+	if err := NewNotifier(filepath.Join(t.TempDir(), "gone")).Notify(Ready); err == nil {
+		t.Error("Notify to a socket nobody listens on: no error")
+	}
+}
+
+func TestWatchdogInterval(t *testing.T) {
+	const pid = 4242
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"no watchdog", map[string]string{}, 0, false},
+		{"interval", map[string]string{"WATCHDOG_USEC": "5000000"}, 5 * time.Second, false},
+		{"for this process", map[string]string{"WATCHDOG_USEC": "5000000", "WATCHDOG_PID": "4242"}, 5 * time.Second, false},
+		{"for another process", map[string]string{"WATCHDOG_USEC": "5000000", "WATCHDOG_PID": "1"}, 0, false},
+		{"garbage", map[string]string{"WATCHDOG_USEC": "soon"}, 0, true},
+		{"zero", map[string]string{"WATCHDOG_USEC": "0"}, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := WatchdogInterval(func(k string) string { return tc.env[k] }, pid)
+			if got != tc.want || (err != nil) != tc.wantErr {
+				t.Errorf("got %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestTakeMain(t *testing.T) {
+	ln := func() net.Listener {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	a, b := ln(), ln()
+	for _, tc := range []struct {
+		name     string
+		passed   Listeners
+		want     net.Listener
+		leftover []string
+	}{
+		{"by name", Listeners{"metrics": {a}, "http": {b}}, b, []string{"metrics"}},
+		{"unnamed single socket from systemd-socket-activate", Listeners{"LISTEN_FD_3": {a}}, a, nil},
+		{"unnamed single socket from a .socket unit", Listeners{"daemon.socket": {a}}, a, nil},
+		{"a single socket named otherwise is not main", Listeners{"metrics": {a}}, nil, []string{"metrics"}},
+		{"nothing passed", Listeners{}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.passed.TakeMain("http")
+			if err != nil || got != tc.want {
+				t.Errorf("TakeMain = %v, %v; want %v", got, err, tc.want)
+			}
+			var left []string
+			for name := range tc.passed {
+				left = append(left, name)
+			}
+			if !slices.Equal(left, tc.leftover) {
+				t.Errorf("left %v, want %v", left, tc.leftover)
+			}
+		})
+	}
+}
+
+func TestTakeRefusesTwoSocketsOfOneName(t *testing.T) {
+	a, _ := net.Listen("tcp", "127.0.0.1:0")
+	b, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer a.Close()
+	defer b.Close()
+	if _, err := (Listeners{"http": {a, b}}).Take("http"); err == nil {
+		t.Error("two sockets named http: no error")
+	}
+}
