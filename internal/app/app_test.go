@@ -117,4 +117,3 @@ func TestReadyzFollowsSetReady(t *testing.T) {
 		}
 	}
 }
-
