@@ -13,14 +13,18 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"example.com/daemon/internal/app"
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/lifecycle"
 	"example.com/daemon/internal/logging"
+	"example.com/daemon/internal/metrics"
 	"example.com/daemon/internal/systemd"
 )
 
@@ -49,6 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	configPath := flags.String("config", defaultConfigPath(getenv), "configuration `file`")
 	listenAddr := flags.String("listen", "", "`address` to listen on when systemd passes no socket (default: the config's listen, 127.0.0.1:8080)")
 	stateDir := flags.String("state-dir", firstDir(getenv("STATE_DIRECTORY")), "`directory` for state (default: $STATE_DIRECTORY, set by systemd's StateDirectory=)")
+	metricsAddr := flags.String("metrics-listen", "", "`address` to serve /metrics on when systemd passes no socket named metrics (default: on the main listener)")
 	logFormat := flags.String("log-format", "", "where logs go: auto, journal, text or json (default: the config's log_format, auto)")
 	checkConfig := flags.Bool("check-config", false, "check the configuration file and exit")
 	showVersion := flags.Bool("version", false, "print the version and exit")
@@ -117,7 +122,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	a, err := app.New(logger, cfg, *stateDir)
+	// A registry of our own, not client_golang's global one: everything
+	// the daemon measures is passed to where it is measured.
+	m := metrics.New(prometheus.NewRegistry(), buildInfo())
+	a, err := app.New(logger, cfg, m, *stateDir)
 	if err != nil {
 		return err
 	}
@@ -126,12 +134,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		listen = *listenAddr
 	}
 	return lifecycle.Run(ctx, lifecycle.Daemon{
-		Logger:    logger,
-		Notifier:  notifier,
-		Listeners: listeners,
-		Listen:    listen,
-		Watchdog:  watchdog,
-		App:       a,
+		Logger:        logger,
+		Notifier:      notifier,
+		Listeners:     listeners,
+		Listen:        listen,
+		MetricsListen: *metricsAddr,
+		Metrics:       m,
+		Watchdog:      watchdog,
+		App:           a,
 		Reload: func() error {
 			next, err := load()
 			if err != nil {
@@ -206,22 +216,31 @@ func exitCode(err error) int {
 	return exitFailure
 }
 
-// version describes the build from what the Go toolchain recorded in it.
-func version(name string) string {
+// buildInfo describes the build from what the Go toolchain recorded in it:
+// the module version, the commit (when built from a checkout with
+// -buildvcs) and the Go version.
+func buildInfo() metrics.Build {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return name + " (no build information)"
+		return metrics.Build{Version: "unknown", Revision: "unknown", GoVersion: runtime.Version()}
 	}
-	v := fmt.Sprintf("%s %s", name, info.Main.Version)
+	b := metrics.Build{Version: info.Main.Version, Revision: "unknown", GoVersion: info.GoVersion}
+	modified := false
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			v += " commit " + s.Value
+			b.Revision = s.Value
 		case "vcs.modified":
-			if s.Value == "true" {
-				v += " (modified)"
-			}
+			modified = s.Value == "true"
 		}
 	}
-	return v + " " + info.GoVersion
+	if modified {
+		b.Revision += "+modified"
+	}
+	return b
+}
+
+func version(name string) string {
+	b := buildInfo()
+	return fmt.Sprintf("%s %s commit %s %s", name, b.Version, b.Revision, b.GoVersion)
 }

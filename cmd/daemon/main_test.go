@@ -210,9 +210,15 @@ func TestServesOnSocketPassedByName(t *testing.T) {
 		conn.Close()
 		t.Errorf("daemon listens on %s although systemd passed its socket", unused)
 	}
-	// It keeps the socket it serves and closes the one it has no use for.
-	if got := listeningSockets(t, p.cmd.Process.Pid); got != 1 {
-		t.Errorf("daemon holds %d listening TCP sockets, want 1", got)
+	if got := listeningSockets(t, p.cmd.Process.Pid); got != 2 {
+		t.Errorf("daemon holds %d listening TCP sockets, want the 2 passed in", got)
+	}
+	// Metrics are served on the socket named for them, and only there.
+	if code, body := get(t, "http://"+metrics.Addr().String()+"/metrics"); code != 200 || !strings.Contains(body, "daemon_socket_activated 1") {
+		t.Errorf("GET /metrics on the metrics socket: %d %.200q", code, body)
+	}
+	if code, _ := get(t, "http://"+main.Addr().String()+"/metrics"); code != 404 {
+		t.Errorf("GET /metrics on the http socket: %d, want 404", code)
 	}
 	p.signal(t, syscall.SIGTERM)
 	if code := p.exitCode(t); code != 0 {
@@ -248,6 +254,34 @@ func listeningSockets(t *testing.T, pid int) int {
 		}
 	}
 	return n
+}
+
+func TestMetricsListenAndMainListener(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		metricsListen bool
+	}{{"on the main listener", false}, {"on -metrics-listen", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			main := listenTCP(t)
+			metricsAddr := freePort(t)
+			cmd := command(t, "")
+			if tc.metricsListen {
+				cmd.Args = append(cmd.Args, "-metrics-listen", metricsAddr)
+			}
+			passSockets(t, cmd, []string{"http"}, main)
+			p := spawn(t, cmd, systemdtest.Listen(t, false))
+			p.waitReady(t)
+			want := map[bool]int{true: 404, false: 200}[tc.metricsListen]
+			if code, _ := get(t, "http://"+main.Addr().String()+"/metrics"); code != want {
+				t.Errorf("GET /metrics on the main listener: %d, want %d", code, want)
+			}
+			if tc.metricsListen {
+				if code, body := get(t, "http://"+metricsAddr+"/metrics"); code != 200 || !strings.Contains(body, "daemon_ready 1") {
+					t.Errorf("GET /metrics on -metrics-listen: %d %.200q", code, body)
+				}
+			}
+		})
+	}
 }
 
 func TestSocketActivationWithSystemdSocketActivate(t *testing.T) {

@@ -16,27 +16,30 @@ import (
 	"time"
 
 	"example.com/daemon/internal/config"
+	"example.com/daemon/internal/metrics"
 )
 
 // App is the example service.
 type App struct {
-	logger *slog.Logger
-	cfg    atomic.Pointer[config.Config]
-	ready  atomic.Bool
-	store  *store
-	loop   context.Context // the work loop's life; Close ends it
-	stop   context.CancelFunc
-	done   chan struct{}
+	logger  *slog.Logger
+	metrics *metrics.Metrics
+	cfg     atomic.Pointer[config.Config]
+	ready   atomic.Bool
+	store   *store
+	loop    context.Context // the work loop's life; Close ends it
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
-// New returns the app with its first configuration and the directory it
-// keeps state in. It loads the saved state; Start begins the work.
-func New(logger *slog.Logger, cfg config.Config, stateDir string) (*App, error) {
+// New returns the app with its first configuration, its metrics and the
+// directory it keeps state in. It loads the saved state; Start begins the
+// work.
+func New(logger *slog.Logger, cfg config.Config, m *metrics.Metrics, stateDir string) (*App, error) {
 	s, err := openStore(stateDir)
 	if err != nil {
 		return nil, err
 	}
-	a := &App{logger: logger, store: s, done: make(chan struct{})}
+	a := &App{logger: logger, metrics: m, store: s, done: make(chan struct{})}
 	a.cfg.Store(&cfg)
 	return a, nil
 }
@@ -61,10 +64,11 @@ func (a *App) Start(ctx context.Context) error {
 	return nil
 }
 
-// Handler returns the HTTP handler with every route (see routes.go).
-func (a *App) Handler() http.Handler {
+// Handler returns the HTTP handler with every route (see routes.go), and
+// GET /metrics served by metricsHandler unless it is nil.
+func (a *App) Handler(metricsHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	a.routes(mux)
+	a.routes(mux, metricsHandler)
 	return mux
 }
 

@@ -11,12 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"example.com/daemon/internal/config"
+	"example.com/daemon/internal/metrics"
 )
 
 func newApp(t *testing.T, dir string, cfg config.Config) *App {
 	t.Helper()
-	a, err := New(slog.New(slog.DiscardHandler), cfg, dir)
+	a, err := New(slog.New(slog.DiscardHandler), cfg, metrics.New(prometheus.NewRegistry(), metrics.Build{}), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +32,7 @@ func newApp(t *testing.T, dir string, cfg config.Config) *App {
 
 func do(a *App, method, path, body string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	a.Handler(nil).ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
 	return rec
 }
 

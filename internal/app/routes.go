@@ -9,15 +9,24 @@ import (
 	"time"
 )
 
-// routes lists every endpoint the daemon answers.
-func (a *App) routes(mux *http.ServeMux) {
-	mux.Handle("GET /{$}", a.handleGreeting())
-	mux.Handle("GET /healthz", a.handleHealthz())
-	mux.Handle("GET /readyz", a.handleReadyz())
-	mux.Handle("GET /notes/{name}", a.handleGetNote())
-	mux.Handle("PUT /notes/{name}", a.handlePutNote())
-	mux.Handle("POST /debug/wedge", a.debugOnly(a.handleWedge()))
-	mux.Handle("GET /debug/sleep", a.debugOnly(a.handleSleep()))
+// routes lists every endpoint the daemon answers on its main listener.
+// GET /metrics is here unless systemd passed a socket named "metrics" or
+// -metrics-listen was given: then it is served there alone (metricsHandler
+// is nil), so that the metrics port can be firewalled apart.
+func (a *App) routes(mux *http.ServeMux, metricsHandler http.Handler) {
+	handle := func(pattern string, h http.Handler) {
+		mux.Handle(pattern, a.metrics.Instrument(pattern, h))
+	}
+	handle("GET /{$}", a.handleGreeting())
+	handle("GET /healthz", a.handleHealthz())
+	handle("GET /readyz", a.handleReadyz())
+	handle("GET /notes/{name}", a.handleGetNote())
+	handle("PUT /notes/{name}", a.handlePutNote())
+	handle("POST /debug/wedge", a.debugOnly(a.handleWedge()))
+	handle("GET /debug/sleep", a.debugOnly(a.handleSleep()))
+	if metricsHandler != nil {
+		handle("GET /metrics", metricsHandler)
+	}
 }
 
 // handleGreeting answers with the configured greeting; a reload changes it.

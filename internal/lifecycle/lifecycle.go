@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"example.com/daemon/internal/metrics"
 	"example.com/daemon/internal/systemd"
 )
 
@@ -23,8 +25,9 @@ import (
 type App interface {
 	// Start does the work needed before the app can serve.
 	Start(ctx context.Context) error
-	// Handler serves the app's requests.
-	Handler() http.Handler
+	// Handler serves the app's requests, and metrics on GET /metrics
+	// unless metrics is nil.
+	Handler(metrics http.Handler) http.Handler
 	// SetReady sets what the readiness endpoint answers.
 	SetReady(ready bool)
 	// Check is the health check that gates the watchdog.
@@ -43,6 +46,10 @@ type Daemon struct {
 	Listeners systemd.Listeners
 	// Listen is the address to open when systemd passed no socket.
 	Listen string
+	// MetricsListen is where to serve metrics when systemd passed no socket
+	// named "metrics"; empty means on the main listener.
+	MetricsListen string
+	Metrics       *metrics.Metrics
 	// Watchdog is systemd's watchdog interval (WatchdogSec=); 0 when off.
 	Watchdog time.Duration
 	App      App
@@ -54,8 +61,12 @@ type Daemon struct {
 	DrainTimeout func() time.Duration
 }
 
-// mainSocket is the FileDescriptorName= of the socket that serves the app.
-const mainSocket = "http"
+// The FileDescriptorName= of the sockets the daemon serves: the app, and
+// its metrics.
+const (
+	mainSocket    = "http"
+	metricsSocket = "metrics"
+)
 
 // Run runs the daemon until SIGTERM or SIGINT (or ctx) stops it. A clean stop
 // returns nil.
@@ -71,9 +82,14 @@ func Run(ctx context.Context, d Daemon) error {
 		return err
 	}
 	defer ln.Close()
+	metricsLn, err := listenMetrics(d.Listeners, d.MetricsListen)
+	if err != nil {
+		return err
+	}
 	if unused := d.Listeners.Close(); len(unused) > 0 {
 		log.Warn("closing sockets passed in that the daemon does not use", "names", unused)
 	}
+	d.Metrics.SetSocketActivated(origin == "socket-activated")
 	serving := fmt.Sprintf("Serving on %s (%s)", ln.Addr(), origin)
 
 	// 2. Start the app. Connections that arrive meanwhile wait in the
@@ -94,18 +110,23 @@ func Run(ctx context.Context, d Daemon) error {
 
 	// 4. Serve. The socket already listens, so from here on every connection
 	// is accepted and served, including one made the instant READY=1 arrives.
-	srv := &http.Server{
-		Handler:           d.App.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	conns := &connections{metrics: d.Metrics}
+	srv := newServer(d, d.App.Handler(nil), conns)
+	served := make(chan error, 2)
+	if metricsLn != nil {
+		defer metricsLn.Close()
+		metricsSrv := newServer(d, d.Metrics.Handler(), nil)
+		defer metricsSrv.Close() // after the drain: metrics show it
+		go func() { served <- metricsSrv.Serve(metricsLn) }()
+		serving += fmt.Sprintf(", metrics on %s", metricsLn.Addr())
+	} else {
+		srv.Handler = d.App.Handler(d.Metrics.Handler())
 	}
-	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
 	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
 	// and units ordered After= this one start.
-	d.App.SetReady(true)
+	setReady(d, true)
 	notify(d, systemd.Ready, systemd.Status("%s", serving))
 	log.Info("ready", "addr", ln.Addr().String(), "origin", origin)
 
@@ -138,7 +159,8 @@ func Run(ctx context.Context, d Daemon) error {
 
 	// 8. Stop: say so first, then stop taking requests and drain the ones in
 	// flight. /readyz answers 503 from now on.
-	d.App.SetReady(false)
+	setReady(d, false)
+	conns.drain()
 	drain := d.DrainTimeout()
 	notify(d, systemd.Stopping,
 		systemd.Status("Stopping: finishing in-flight requests (at most %s)", drain),
@@ -152,8 +174,69 @@ func Run(ctx context.Context, d Daemon) error {
 		log.Warn("drain timed out; closing the remaining connections", "drain_timeout", drain)
 		srv.Close()
 	}
+	d.Metrics.SetDraining(0)
 	log.Info("stopped")
 	return nil
+}
+
+// listenMetrics returns the socket to serve metrics on: systemd's "metrics"
+// socket, else one of our own on addr if given, else nil (metrics are then
+// served on the main listener).
+func listenMetrics(passed systemd.Listeners, addr string) (net.Listener, error) {
+	ln, err := passed.Take(metricsSocket)
+	if err != nil || ln != nil || addr == "" {
+		return ln, err
+	}
+	return net.Listen("tcp", addr)
+}
+
+// newServer returns an HTTP server for h. Its timeouts keep a slow or idle
+// client from holding a connection forever.
+func newServer(d Daemon, h http.Handler, conns *connections) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
+	}
+	if conns != nil {
+		srv.ConnState = conns.track
+	}
+	return srv
+}
+
+// connections counts the open connections of a server, for the draining
+// gauge during a stop.
+type connections struct {
+	metrics  *metrics.Metrics
+	open     atomic.Int64
+	draining atomic.Bool
+}
+
+func (c *connections) track(_ net.Conn, state http.ConnState) {
+	var n int64
+	switch state {
+	case http.StateNew:
+		n = c.open.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		n = c.open.Add(-1)
+	default:
+		return
+	}
+	if c.draining.Load() {
+		c.metrics.SetDraining(int(n))
+	}
+}
+
+func (c *connections) drain() {
+	c.draining.Store(true)
+	c.metrics.SetDraining(int(c.open.Load()))
+}
+
+// setReady sets readiness where it is reported: GET /readyz and metrics.
+func setReady(d Daemon, ready bool) {
+	d.App.SetReady(ready)
+	d.Metrics.SetReady(ready)
 }
 
 // listen returns systemd's main socket if it passed sockets in, else a socket
@@ -181,7 +264,9 @@ func listen(passed systemd.Listeners, addr string) (net.Listener, string, error)
 // serving either way; STATUS= says which.
 func reload(d Daemon, serving string) {
 	notify(d, systemd.Reloading, systemd.MonotonicUsec(), systemd.Status("Reloading configuration"))
-	if err := d.Reload(); err != nil {
+	err := d.Reload()
+	d.Metrics.Reloaded(err == nil)
+	if err != nil {
 		d.Logger.Error("reload failed; still using the previous configuration", "err", err)
 		notify(d, systemd.Ready, systemd.Status("%s; reload failed, still using the previous configuration: %v", serving, err))
 		return
@@ -206,6 +291,7 @@ func feedWatchdog(ctx context.Context, d Daemon) {
 		checkCtx, cancel := context.WithTimeout(ctx, d.Watchdog/4)
 		err := d.App.Check(checkCtx)
 		cancel()
+		d.Metrics.WatchdogPing(err == nil)
 		if err != nil {
 			if ctx.Err() == nil {
 				d.Logger.Error("health check failed; not feeding the watchdog", "err", err)

@@ -17,11 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"example.com/daemon/internal/app"
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/lifecycle"
+	"example.com/daemon/internal/metrics"
 	"example.com/daemon/internal/systemd"
 	"example.com/daemon/internal/systemd/systemdtest"
 )
@@ -33,6 +35,7 @@ import (
 const wait = 10 * time.Second
 
 type daemon struct {
+	registry   *prometheus.Registry
 	notify     *systemdtest.NotifySocket
 	url        string
 	app        *app.App
@@ -58,7 +61,9 @@ func start(t *testing.T, o options) *daemon {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.New(logger, cfg, dir)
+	reg := prometheus.NewRegistry()
+	d0 := metrics.New(reg, metrics.Build{})
+	a, err := app.New(logger, cfg, d0, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +73,7 @@ func start(t *testing.T, o options) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{
+		registry:   reg,
 		notify:     systemdtest.Listen(t, false),
 		url:        "http://" + ln.Addr().String(),
 		app:        a,
@@ -81,6 +87,7 @@ func start(t *testing.T, o options) *daemon {
 			Logger:    logger,
 			Notifier:  systemd.NewNotifier(d.notify.Addr),
 			Listeners: systemd.Listeners{"http": {ln}},
+			Metrics:   d0,
 			Watchdog:  o.watchdog,
 			App:       a,
 			Reload: func() error {
@@ -289,6 +296,12 @@ func TestWatchdogStopsWhenHealthCheckFails(t *testing.T) {
 	if code, _ := get(t, d.url+"/healthz"); code != http.StatusServiceUnavailable {
 		t.Errorf("GET /healthz of a wedged app: %d, want 503", code)
 	}
+	if v := metric(t, d, "daemon_watchdog_pings_total", "result", "skipped"); v < 1 {
+		t.Errorf("skipped watchdog pings = %v, want at least 1", v)
+	}
+	if v := metric(t, d, "daemon_watchdog_pings_total", "result", "sent"); v < 1 {
+		t.Errorf("sent watchdog pings = %v, want at least 1", v)
+	}
 }
 
 func TestStopDrainsInFlightRequests(t *testing.T) {
@@ -300,9 +313,13 @@ func TestStopDrainsInFlightRequests(t *testing.T) {
 
 	signal(t, syscall.SIGTERM)
 	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
+	// The slow request's connection is still open.
+	if v := metric(t, d, "daemon_draining_connections"); v < 1 {
+		t.Errorf("daemon_draining_connections = %v during the drain, want ≥ 1", v)
+	}
 	// From the moment stopping begins, readiness is withdrawn.
 	rec := httptest.NewRecorder()
-	d.app.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	d.app.Handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("GET /readyz after STOPPING=1: %d, want 503", rec.Code)
 	}
@@ -333,6 +350,9 @@ func TestStopGivesUpOnRequestsPastTheDrainTimeout(t *testing.T) {
 		}
 	case <-time.After(wait):
 		t.Fatal("Run still draining long after drain_timeout")
+	}
+	if v := metric(t, d, "daemon_draining_connections"); v != 0 {
+		t.Errorf("daemon_draining_connections = %v after the stop, want 0", v)
 	}
 	if r := <-slow; r.err == nil {
 		t.Errorf("a request past the drain timeout completed (%d %q); want its connection closed", r.code, r.body)
@@ -382,4 +402,97 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
+}
+
+// metric returns the value of the series name{labels}, or fails t.
+func metric(t *testing.T, d *daemon, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := d.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return 0
+}
+
+func TestMetricsFollowTheLifecycle(t *testing.T) {
+	d := start(t, options{config: `greeting = "one"`})
+	expect(t, d, "STATUS")
+	expect(t, d, "READY", "STATUS")
+	if v := metric(t, d, "daemon_ready"); v != 1 {
+		t.Errorf("daemon_ready = %v after READY=1, want 1", v)
+	}
+	if v := metric(t, d, "daemon_socket_activated"); v != 1 {
+		t.Errorf("daemon_socket_activated = %v on a passed socket, want 1", v)
+	}
+
+	get(t, d.url+"/")
+	get(t, d.url+"/notes/nothing-here")
+	if v := metric(t, d, "daemon_http_requests_total", "route", "/{$}", "method", "get", "code", "200"); v != 1 {
+		t.Errorf("requests to / = %v, want 1", v)
+	}
+	// The route pattern, never the raw path: series stay bounded.
+	if v := metric(t, d, "daemon_http_requests_total", "route", "/notes/{name}", "code", "404"); v != 1 {
+		t.Errorf("requests to /notes/{name} = %v, want 1", v)
+	}
+	if v := metric(t, d, "daemon_http_request_duration_seconds", "route", "/{$}"); v != 1 {
+		t.Errorf("duration observations for / = %v, want 1", v)
+	}
+
+	if err := os.WriteFile(d.configPath, []byte("greeting = 1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signal(t, syscall.SIGHUP)
+	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS")
+	expect(t, d, "READY", "STATUS")
+	if v := metric(t, d, "daemon_reloads_total", "result", "failure"); v != 1 {
+		t.Errorf("failed reloads = %v, want 1", v)
+	}
+	if v := metric(t, d, "daemon_last_reload_success"); v != 0 {
+		t.Errorf("daemon_last_reload_success = %v after a failed reload, want 0", v)
+	}
+	if err := os.WriteFile(d.configPath, []byte(`greeting = "two"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signal(t, syscall.SIGHUP)
+	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS")
+	expect(t, d, "READY", "STATUS")
+	if v := metric(t, d, "daemon_reloads_total", "result", "success"); v != 1 {
+		t.Errorf("successful reloads = %v, want 1", v)
+	}
+	if v := metric(t, d, "daemon_last_reload_success"); v != 1 {
+		t.Errorf("daemon_last_reload_success = %v after a good reload, want 1", v)
+	}
+
+	signal(t, syscall.SIGTERM)
+	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
+	<-d.done
+	if v := metric(t, d, "daemon_ready"); v != 0 {
+		t.Errorf("daemon_ready = %v after stopping, want 0", v)
+	}
 }

@@ -1,0 +1,190 @@
+// Package metrics defines the daemon's Prometheus metrics: the HTTP
+// requests it serves, the steps of its life under systemd, and the Go
+// runtime and process underneath.
+//
+// Everything is registered on a registry the caller creates and passes in,
+// never on client_golang's global default: a test can make as many daemons
+// as it likes, each with metrics of its own.
+package metrics
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// namespace prefixes every metric of the daemon's own. Rename it with the
+// daemon.
+const namespace = "daemon"
+
+// Build describes the binary, for daemon_build_info.
+type Build struct {
+	Version, Revision, GoVersion string
+}
+
+// Metrics are the daemon's metrics.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+
+	ready           prometheus.Gauge
+	startTime       prometheus.Gauge
+	reloads         *prometheus.CounterVec
+	lastReload      prometheus.Gauge
+	lastReloadOK    prometheus.Gauge
+	watchdogPings   *prometheus.CounterVec
+	socketActivated prometheus.Gauge
+	draining        prometheus.Gauge
+}
+
+// New creates the metrics and registers them, with the Go runtime and
+// process collectors, on reg.
+func New(reg *prometheus.Registry, build Build) *Metrics {
+	m := &Metrics{
+		registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests served, by route pattern (never the raw path, so the series stay few), method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: "http", Name: "request_duration_seconds",
+			Help: "Time to serve an HTTP request, by route pattern and method.",
+			// Classic buckets for every Prometheus server; a native
+			// histogram as well for those that scrape it (Prometheus ≥ 2.40
+			// with native histograms on), at a resolution of about 10%.
+			Buckets:                         prometheus.DefBuckets,
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, []string{"route", "method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "http", Name: "requests_in_flight",
+			Help: "HTTP requests being served now.",
+		}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "ready",
+			Help: "1 between READY=1 and STOPPING=1, as GET /readyz answers; 0 otherwise.",
+		}),
+		startTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "ready_timestamp_seconds",
+			Help: "When the daemon last told systemd READY=1 after starting, in seconds since the Unix epoch.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "reloads_total",
+			Help: "Configuration reloads (SIGHUP), by result: success, or failure (the old configuration stays).",
+		}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "last_reload_timestamp_seconds",
+			Help: "When the last reload finished, in seconds since the Unix epoch; 0 before the first.",
+		}),
+		lastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "last_reload_success",
+			Help: "1 if the last reload applied the new configuration, 0 if it failed.",
+		}),
+		watchdogPings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "watchdog_pings_total",
+			Help: "Watchdog pings due, by result: sent (WATCHDOG=1), or skipped because the health check failed.",
+		}, []string{"result"}),
+		socketActivated: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "socket_activated",
+			Help: "1 if the main listener came from systemd (socket activation or the FD store), 0 if the daemon opened it.",
+		}),
+		draining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "draining_connections",
+			Help: "Connections still open while the daemon stops; 0 when not stopping.",
+		}),
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help:        "Always 1; the labels describe the running binary.",
+		ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "goversion": build.GoVersion},
+	})
+	buildInfo.Set(1)
+	m.lastReloadOK.Set(1) // no reload has failed yet
+	for _, result := range []string{"success", "failure"} {
+		m.reloads.WithLabelValues(result) // so that both series exist from the start
+	}
+	for _, result := range []string{"sent", "skipped"} {
+		m.watchdogPings.WithLabelValues(result)
+	}
+	reg.MustRegister(
+		m.requests, m.duration, m.inFlight,
+		m.ready, m.startTime, m.reloads, m.lastReload, m.lastReloadOK,
+		m.watchdogPings, m.socketActivated, m.draining, buildInfo,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{
+		Registry:          m.registry, // counts its own errors in promhttp_metric_handler_errors_total
+		EnableOpenMetrics: true,
+	})
+}
+
+// Instrument counts and times the requests h serves under the route
+// pattern (a http.ServeMux pattern such as "GET /notes/{name}").
+func (m *Metrics) Instrument(pattern string, h http.Handler) http.Handler {
+	route := pattern
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		route = path // the method has a label of its own
+	}
+	labels := prometheus.Labels{"route": route}
+	return promhttp.InstrumentHandlerInFlight(m.inFlight,
+		promhttp.InstrumentHandlerDuration(m.duration.MustCurryWith(labels),
+			promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(labels), h)))
+}
+
+// SetReady records readiness.
+func (m *Metrics) SetReady(ready bool) {
+	m.ready.Set(boolValue(ready))
+	if ready {
+		m.startTime.SetToCurrentTime()
+	}
+}
+
+// Reloaded records a reload and whether it applied.
+func (m *Metrics) Reloaded(ok bool) {
+	result := "success"
+	if !ok {
+		result = "failure"
+	}
+	m.reloads.WithLabelValues(result).Inc()
+	m.lastReload.SetToCurrentTime()
+	m.lastReloadOK.Set(boolValue(ok))
+}
+
+// WatchdogPing records a ping sent, or skipped because the app was unhealthy.
+func (m *Metrics) WatchdogPing(sent bool) {
+	result := "sent"
+	if !sent {
+		result = "skipped"
+	}
+	m.watchdogPings.WithLabelValues(result).Inc()
+}
+
+// SetSocketActivated records where the main listener came from.
+func (m *Metrics) SetSocketActivated(activated bool) {
+	m.socketActivated.Set(boolValue(activated))
+}
+
+// SetDraining records the connections still open during a stop.
+func (m *Metrics) SetDraining(conns int) { m.draining.Set(float64(conns)) }
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
