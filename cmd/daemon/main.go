@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	listenAddr := flags.String("listen", "", "`address` to listen on when systemd passes no socket (default: the config's listen, 127.0.0.1:8080)")
 	stateDir := flags.String("state-dir", firstDir(getenv("STATE_DIRECTORY")), "`directory` for state (default: $STATE_DIRECTORY, set by systemd's StateDirectory=)")
 	metricsAddr := flags.String("metrics-listen", "", "`address` to serve /metrics on when systemd passes no socket named metrics (default: on the main listener)")
+	fdStore := flags.Bool("fd-store", false, "hand the listener this process opens to systemd's FD store (the unit needs FileDescriptorStoreMax=); systemd ≥ 254 says so itself with $FDSTORE")
 	logFormat := flags.String("log-format", "", "where logs go: auto, journal, text or json (default: the config's log_format, auto)")
 	checkConfig := flags.Bool("check-config", false, "check the configuration file and exit")
 	showVersion := flags.Bool("version", false, "print the version and exit")
@@ -140,6 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Listen:        listen,
 		MetricsListen: *metricsAddr,
 		Metrics:       m,
+		StoreListener: *fdStore || getenv("FDSTORE") != "",
 		Watchdog:      watchdog,
 		App:           a,
 		Reload: func() error {

@@ -147,16 +147,23 @@ func configPathOf(cmd *exec.Cmd) string {
 // the daemon, which keeps the shell's PID.
 func passSockets(t *testing.T, cmd *exec.Cmd, names []string, listeners ...*net.TCPListener) {
 	t.Helper()
+	var files []*os.File
 	for _, ln := range listeners {
 		f, err := ln.File()
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { f.Close() })
-		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		files = append(files, f)
 	}
+	passFiles(cmd, names, files...)
+}
+
+// passFiles passes files as systemd passes sockets; see passSockets.
+func passFiles(cmd *exec.Cmd, names []string, files ...*os.File) {
+	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
 	cmd.Env = append(cmd.Env,
-		"LISTEN_FDS="+strconv.Itoa(len(listeners)),
+		"LISTEN_FDS="+strconv.Itoa(len(files)),
 		"LISTEN_FDNAMES="+strings.Join(names, ":"))
 	cmd.Args = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}, cmd.Args...)
 	cmd.Path = "/bin/sh"
@@ -528,4 +535,42 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestFDStoreKeepsThePortAcrossACrash(t *testing.T) {
+	addr := freePort(t)
+	notify := systemdtest.Listen(t, false)
+	first := spawn(t, command(t, `greeting = "first"`, "-listen", addr, "-fd-store"), notify)
+	first.waitReady(t)
+	// The daemon opened its own socket and handed a copy to the store,
+	// which this test keeps, as systemd does.
+	stored := notify.StoredFile(t, wait)
+
+	first.signal(t, syscall.SIGKILL) // a crash: no drain, no goodbye
+	first.exitCode(t)
+
+	// While no daemon runs, the port still listens: a client is not refused
+	// but waits in the backlog…
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("connect while the daemon is down: %v (refused: the store did not keep the port)", err)
+	}
+	defer conn.Close()
+	// …and the next start gets the socket back, as systemd passes it, and
+	// serves that client.
+	cmd := command(t, `greeting = "second"`, "-listen", freePort(t), "-fd-store")
+	passFiles(cmd, []string{"http"}, stored)
+	second := spawn(t, cmd, systemdtest.Listen(t, false))
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("the waiting client: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "second\n" {
+		t.Errorf("the waiting client got %q, want the second daemon's greeting", body)
+	}
+	if ready := second.waitReady(t); !strings.Contains(ready["STATUS"], addr) {
+		t.Errorf("second daemon: STATUS=%q, want it serving the stored socket on %s", ready["STATUS"], addr)
+	}
 }

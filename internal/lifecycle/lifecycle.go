@@ -50,6 +50,9 @@ type Daemon struct {
 	// named "metrics"; empty means on the main listener.
 	MetricsListen string
 	Metrics       *metrics.Metrics
+	// StoreListener hands a listener the daemon opened itself to systemd's
+	// file descriptor store (FileDescriptorStoreMax= in the unit).
+	StoreListener bool
 	// Watchdog is systemd's watchdog interval (WatchdogSec=); 0 when off.
 	Watchdog time.Duration
 	App      App
@@ -89,8 +92,19 @@ func Run(ctx context.Context, d Daemon) error {
 	if unused := d.Listeners.Close(); len(unused) > 0 {
 		log.Warn("closing sockets passed in that the daemon does not use", "names", unused)
 	}
-	d.Metrics.SetSocketActivated(origin == "socket-activated")
+	d.Metrics.SetSocketActivated(origin == passedIn)
 	serving := fmt.Sprintf("Serving on %s (%s)", ln.Addr(), origin)
+
+	// Without a .socket unit, systemd can still keep the port open across
+	// restarts: hand our socket to its file descriptor store, and the next
+	// start (after a crash, a watchdog kill or a restart) finds it in
+	// LISTEN_FDS as if socket-activated. Clients then wait in the backlog
+	// instead of being refused while the daemon is down.
+	if d.StoreListener && origin == ownSocket {
+		if err := storeListener(d.Notifier, ln); err != nil {
+			log.Warn("could not hand the listener to systemd's FD store", "err", err)
+		}
+	}
 
 	// 2. Start the app. Connections that arrive meanwhile wait in the
 	// socket's backlog; systemd reports the unit as "activating" and holds
@@ -250,13 +264,34 @@ func listen(passed systemd.Listeners, addr string) (net.Listener, string, error)
 		if ln == nil {
 			return nil, "", fmt.Errorf("socket activation: no socket named %q among those passed in; set FileDescriptorName=%s in the .socket unit", mainSocket, mainSocket)
 		}
-		return ln, "socket-activated", nil
+		return ln, passedIn, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", err
 	}
-	return ln, "own socket", nil
+	return ln, ownSocket, nil
+}
+
+// Where the main listener came from, as STATUS= and the logs say.
+const (
+	passedIn  = "socket-activated" // by a .socket unit, or from the FD store
+	ownSocket = "own socket"
+)
+
+// storeListener sends a duplicate of ln's descriptor to the FD store under
+// the main socket's name, so that it comes back as the main listener.
+func storeListener(n *systemd.Notifier, ln net.Listener) error {
+	tcp, ok := ln.(*net.TCPListener)
+	if !ok {
+		return fmt.Errorf("%T has no file descriptor to store", ln)
+	}
+	f, err := tcp.File()
+	if err != nil {
+		return err
+	}
+	defer f.Close() // systemd holds its own copy once the message is sent
+	return n.StoreFiles(mainSocket, f)
 }
 
 // reload answers SIGHUP. RELOADING=1 and MONOTONIC_USEC= go in one datagram;

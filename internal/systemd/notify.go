@@ -11,11 +11,14 @@ package systemd
 import (
 	"fmt"
 	"net"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 )
 
 // The state strings of sd_notify(3). go-systemd names the common ones; the
@@ -116,4 +119,46 @@ func WatchdogInterval(getenv func(string) string, pid int) (time.Duration, error
 		return 0, nil
 	}
 	return time.Duration(n) * time.Microsecond, nil
+}
+
+// StoreFiles hands files to systemd's file descriptor store (sd_pid_notify_with_fds(3)):
+// FDSTORE=1 and FDNAME=name, with the descriptors attached to the datagram
+// as SCM_RIGHTS ancillary data. systemd keeps them while the service
+// restarts, up to FileDescriptorStoreMax= (0, the default, refuses them), and
+// passes them back to the next start like activated sockets: LISTEN_FDS, with
+// name in LISTEN_FDNAMES. go-systemd sends no descriptors, hence this.
+func (n *Notifier) StoreFiles(name string, files ...*os.File) error {
+	if !n.Enabled() {
+		return nil
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	conn, err := net.DialUnix("unixgram", nil, n.addr)
+	if err != nil {
+		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)
+	}
+	defer conn.Close()
+	// Go's WriteMsgUnix refuses connected datagram sockets, so the
+	// sendmsg(2) is made on the raw descriptor.
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)
+	}
+	msg := []byte("FDSTORE=1\nFDNAME=" + name)
+	var sendErr error
+	if err := raw.Write(func(fd uintptr) bool {
+		sendErr = unix.Sendmsg(int(fd), msg, unix.UnixRights(fds...), nil, 0)
+		return sendErr != unix.EAGAIN
+	}); err != nil {
+		sendErr = err
+	}
+	if sendErr != nil {
+		return fmt.Errorf("sd_notify %s: FDSTORE: %w", n.addr.Name, sendErr)
+	}
+	// The descriptors must stay open until the datagram is sent: f.Fd()
+	// does not keep f alive by itself.
+	runtime.KeepAlive(files)
+	return nil
 }

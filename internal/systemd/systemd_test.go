@@ -2,10 +2,13 @@ package systemd
 
 import (
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestNotifySendsOneDatagramToPathAndAbstractSockets(t *testing.T) {
@@ -118,4 +121,68 @@ func TestTakeRefusesTwoSocketsOfOneName(t *testing.T) {
 	if _, err := (Listeners{"http": {a, b}}).Take("http"); err == nil {
 		t.Error("two sockets named http: no error")
 	}
+}
+
+func TestStoreFilesPassesTheListeningSocket(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	if err := NewNotifier(addr).StoreFiles("http", f); err != nil {
+		t.Fatal(err)
+	}
+
+	// Receive as systemd does: the message, and the descriptor in the
+	// ancillary data.
+	buf, oob := make([]byte, 1024), make([]byte, unix.CmsgSpace(4))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(buf[:n]), "FDSTORE=1\nFDNAME=http"; got != want {
+		t.Errorf("message %q, want %q", got, want)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("control messages: %v, %v", msgs, err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		t.Fatalf("SCM_RIGHTS: %v, %v", fds, err)
+	}
+	// The descriptor received is the same listening socket: a connection
+	// to the original address is accepted on it.
+	received, err := net.FileListener(os.NewFile(uintptr(fds[0]), "received"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer received.Close()
+	if received.Addr().String() != ln.Addr().String() {
+		t.Errorf("received a socket on %s, want %s", received.Addr(), ln.Addr())
+	}
+	ln.Close() // only the received copy is left to accept
+	client, err := net.Dial("tcp", received.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := received.Accept()
+	if err != nil {
+		t.Fatalf("accept on the received socket: %v", err)
+	}
+	server.Close()
 }

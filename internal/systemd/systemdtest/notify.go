@@ -5,11 +5,14 @@ package systemdtest
 
 import (
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // NotifySocket is a listening notify socket, as systemd's own.
@@ -17,6 +20,7 @@ type NotifySocket struct {
 	// Addr is the value for NOTIFY_SOCKET.
 	Addr     string
 	messages chan string
+	files    chan *os.File
 }
 
 // Listen opens a notify socket in a temporary directory, or in the abstract
@@ -31,20 +35,49 @@ func Listen(t testing.TB, abstract bool) *NotifySocket {
 	if err != nil {
 		t.Fatalf("notify socket: %v", err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	s := &NotifySocket{Addr: addr, messages: make(chan string, 1024)}
+	s := &NotifySocket{Addr: addr, messages: make(chan string, 1024), files: make(chan *os.File, 16)}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+		for len(s.files) > 0 {
+			(<-s.files).Close()
+		}
+	})
 	go func() {
+		defer close(done)
 		defer close(s.messages)
-		buf := make([]byte, 64<<10)
+		buf, oob := make([]byte, 64<<10), make([]byte, unix.CmsgSpace(16*4))
 		for {
-			n, err := conn.Read(buf)
+			n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 			if err != nil {
 				return
+			}
+			// File descriptors passed with FDSTORE=1, kept for the test
+			// as systemd keeps them in its store.
+			cmsgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			for i := range cmsgs {
+				fds, _ := unix.ParseUnixRights(&cmsgs[i])
+				for _, fd := range fds {
+					s.files <- os.NewFile(uintptr(fd), "stored")
+				}
 			}
 			s.messages <- string(buf[:n])
 		}
 	}()
 	return s
+}
+
+// StoredFile returns the next file descriptor passed with FDSTORE=1.
+func (s *NotifySocket) StoredFile(t testing.TB, timeout time.Duration) *os.File {
+	t.Helper()
+	select {
+	case f := <-s.files:
+		return f
+	case <-time.After(timeout):
+		t.Fatalf("no file descriptor stored within %s", timeout)
+		return nil
+	}
 }
 
 // Next returns the next datagram, failing t if none arrives within timeout.
