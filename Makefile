@@ -6,7 +6,9 @@ GO      ?= go
 # -buildvcs records the commit in the binary, for -version.
 GOBUILD := $(GO) build -buildvcs=auto -trimpath
 
-.PHONY: help build run test test-units test-systemd clean
+FUZZTIME ?= 20s
+
+.PHONY: help build run test test-units test-systemd fuzz clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +31,10 @@ test-units: build ## systemd-analyze verify and security on deploy/systemd
 
 test-systemd: ## run the scenarios under real systemd in a container
 	NAME=$(NAME) bash test/systemd/run.sh
+
+fuzz: ## run each fuzz target for FUZZTIME (default 20s)
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config
+	$(GO) test -run '^$$' -fuzz '^FuzzEncodeRoundTrip$$' -fuzztime $(FUZZTIME) ./internal/journald
 
 clean: ## remove what the build made
 	rm -rf bin var

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/metrics"
@@ -118,5 +120,31 @@ func TestReadyzFollowsSetReady(t *testing.T) {
 		if rec := do(a, "GET", "/readyz", ""); rec.Code != want {
 			t.Errorf("ready=%v: /readyz %d, want %d", ready, rec.Code, want)
 		}
+	}
+}
+
+func TestPanicInAHandlerIsRecoveredLoggedAndCounted(t *testing.T) {
+	cfg := config.Default()
+	cfg.DebugEndpoints = true
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	a, err := New(slog.New(slog.NewTextHandler(&logs, nil)), cfg, metrics.New(reg, metrics.Build{}), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start(context.Background())
+	t.Cleanup(func() { a.Close() })
+	if rec := do(a, "GET", "/debug/panic", ""); rec.Code != http.StatusInternalServerError {
+		t.Errorf("GET /debug/panic: %d, want 500", rec.Code)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "routes.go") {
+		t.Errorf("panic not logged at error level with its stack: %s", logs.String())
+	}
+	if n, err := testutil.GatherAndCount(reg, "daemon_http_panics_total"); err != nil || n != 1 {
+		t.Errorf("daemon_http_panics_total series: %d, %v; want 1", n, err)
+	}
+	// …and the app still serves.
+	if rec := do(a, "GET", "/", ""); rec.Code != 200 {
+		t.Errorf("GET / after a panic: %d", rec.Code)
 	}
 }

@@ -40,9 +40,34 @@ type Config struct {
 	// cache to fill, a peer to connect to). It shows that systemd holds
 	// `systemctl start`, and queues connections, until READY=1.
 	StartDelay Duration `toml:"start_delay"`
+	// HTTP bounds what one client can hold: a slow or hostile client must
+	// not be able to starve the others. Takes effect at the next start.
+	HTTP HTTP `toml:"http"`
 	// DebugEndpoints enables POST /debug/wedge and GET /debug/sleep, which
 	// let tests hang the app and hold requests open. Off in production.
 	DebugEndpoints bool `toml:"debug_endpoints"`
+}
+
+// HTTP holds the limits of the HTTP server, in the [http] table.
+type HTTP struct {
+	// ReadHeaderTimeout bounds the time to send the request headers: the
+	// defence against slowloris, clients that hold a connection open by
+	// sending a header byte at a time.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	// ReadTimeout bounds the time to read a whole request, body included.
+	ReadTimeout Duration `toml:"read_timeout"`
+	// WriteTimeout bounds the time from the end of the request headers to
+	// the end of the response.
+	WriteTimeout Duration `toml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections that wait longer than this
+	// for their next request.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxHeaderBytes bounds the request line and headers; bigger requests
+	// get 431.
+	MaxHeaderBytes int `toml:"max_header_bytes"`
+	// MaxConnections bounds the connections served at once; more wait in
+	// the listening socket's backlog until one closes.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // Default returns the configuration used when no file exists.
@@ -53,6 +78,14 @@ func Default() Config {
 		LogFormat:    Format{"auto"},
 		Listen:       Address{"127.0.0.1:8080"},
 		DrainTimeout: Duration{10 * time.Second},
+		HTTP: HTTP{
+			ReadHeaderTimeout: Duration{5 * time.Second},
+			ReadTimeout:       Duration{30 * time.Second},
+			WriteTimeout:      Duration{60 * time.Second},
+			IdleTimeout:       Duration{2 * time.Minute},
+			MaxHeaderBytes:    64 << 10,
+			MaxConnections:    1024,
+		},
 	}
 }
 
@@ -77,6 +110,16 @@ func Parse(name string, data []byte) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil {
 		return Config{}, newError(name, err)
 	}
+	// The only checks that need more than one value at a time. The
+	// decoder no longer knows the lines, so these errors name the key.
+	for _, c := range []struct {
+		key string
+		n   int
+	}{{"http.max_header_bytes", cfg.HTTP.MaxHeaderBytes}, {"http.max_connections", cfg.HTTP.MaxConnections}} {
+		if c.n <= 0 {
+			return Config{}, &Error{File: name, Key: c.key, Err: fmt.Errorf("%d: must be positive", c.n)}
+		}
+	}
 	return cfg, nil
 }
 
@@ -89,10 +132,14 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Key == "" {
-		return fmt.Sprintf("%s:%d:%d: %v", e.File, e.Line, e.Column, e.Err)
+	where := e.File
+	if e.Line > 0 {
+		where = fmt.Sprintf("%s:%d:%d", e.File, e.Line, e.Column)
 	}
-	return fmt.Sprintf("%s:%d:%d: key %s: %v", e.File, e.Line, e.Column, e.Key, e.Err)
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %v", where, e.Err)
+	}
+	return fmt.Sprintf("%s: key %s: %v", where, e.Key, e.Err)
 }
 
 func (e *Error) Unwrap() error { return e.Err }

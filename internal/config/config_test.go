@@ -19,6 +19,14 @@ listen = ":9000"
 drain_timeout = "1m30s"
 start_delay = "2s"
 debug_endpoints = true
+
+[http]
+read_header_timeout = "1s"
+read_timeout = "2s"
+write_timeout = "3s"
+idle_timeout = "4s"
+max_header_bytes = 4096
+max_connections = 10
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +39,14 @@ debug_endpoints = true
 		DrainTimeout:   Duration{90 * time.Second},
 		StartDelay:     Duration{2 * time.Second},
 		DebugEndpoints: true,
+		HTTP: HTTP{
+			ReadHeaderTimeout: Duration{time.Second},
+			ReadTimeout:       Duration{2 * time.Second},
+			WriteTimeout:      Duration{3 * time.Second},
+			IdleTimeout:       Duration{4 * time.Second},
+			MaxHeaderBytes:    4096,
+			MaxConnections:    10,
+		},
 	}
 	if cfg != want {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
@@ -63,6 +79,9 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad address", "listen = \"8080\"", 1, "listen", "not host:port"},
 		{"wrong type", "debug_endpoints = \"yes\"", 1, "debug_endpoints", "bool"},
 		{"syntax", "greeting = \"unterminated\n", 1, "", "string"},
+		{"key in a table", "[http]\nread_timeout = \"x\"", 2, "http.read_timeout", "not a duration"},
+		{"unknown key in a table", "[http]\n\nmax_conns = 1", 3, "http.max_conns", "unknown key"},
+		{"not positive", "[http]\nmax_connections = 0", 0, "http.max_connections", "must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("/etc/daemon/config.toml", []byte(tc.doc))

@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
+
+	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/metrics"
 	"example.com/daemon/internal/systemd"
 )
@@ -49,7 +52,10 @@ type Daemon struct {
 	// MetricsListen is where to serve metrics when systemd passed no socket
 	// named "metrics"; empty means on the main listener.
 	MetricsListen string
-	Metrics       *metrics.Metrics
+	// HTTP bounds what a client may hold: timeouts, header size, and the
+	// number of connections served at once.
+	HTTP    config.HTTP
+	Metrics *metrics.Metrics
 	// StoreListener hands a listener the daemon opened itself to systemd's
 	// file descriptor store (FileDescriptorStoreMax= in the unit).
 	StoreListener bool
@@ -126,6 +132,9 @@ func Run(ctx context.Context, d Daemon) error {
 	// is accepted and served, including one made the instant READY=1 arrives.
 	conns := &connections{metrics: d.Metrics}
 	srv := newServer(d, d.App.Handler(nil), conns)
+	// Past MaxConnections, Accept waits: new clients queue in the kernel's
+	// backlog rather than each costing the daemon a goroutine and buffers.
+	limited := netutil.LimitListener(ln, d.HTTP.MaxConnections)
 	served := make(chan error, 2)
 	if metricsLn != nil {
 		defer metricsLn.Close()
@@ -136,7 +145,7 @@ func Run(ctx context.Context, d Daemon) error {
 	} else {
 		srv.Handler = d.App.Handler(d.Metrics.Handler())
 	}
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(limited) }()
 
 	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
 	// and units ordered After= this one start.
@@ -184,8 +193,24 @@ func Run(ctx context.Context, d Daemon) error {
 		systemd.ExtendTimeout(drain+5*time.Second))
 	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	// A second SIGTERM or SIGINT (an impatient operator, Ctrl-C twice) cuts
+	// the drain short: the remaining connections are closed at once.
+	go func() {
+		for {
+			select {
+			case sig := <-signals:
+				if sig != syscall.SIGHUP { // a reload while stopping is moot
+					log.Warn("second stop signal; closing in-flight requests now", "signal", sig.String())
+					cancel()
+					return
+				}
+			case <-drainCtx.Done():
+				return
+			}
+		}
+	}()
 	if err := srv.Shutdown(drainCtx); err != nil {
-		log.Warn("drain timed out; closing the remaining connections", "drain_timeout", drain)
+		log.Warn("drain cut short; closing the remaining connections", "drain_timeout", drain, "cause", err)
 		srv.Close()
 	}
 	d.Metrics.SetDraining(0)
@@ -209,8 +234,11 @@ func listenMetrics(passed systemd.Listeners, addr string) (net.Listener, error) 
 func newServer(d Daemon, h http.Handler, conns *connections) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: d.HTTP.ReadHeaderTimeout.Duration,
+		ReadTimeout:       d.HTTP.ReadTimeout.Duration,
+		WriteTimeout:      d.HTTP.WriteTimeout.Duration,
+		IdleTimeout:       d.HTTP.IdleTimeout.Duration,
+		MaxHeaderBytes:    d.HTTP.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
 	}
 	if conns != nil {

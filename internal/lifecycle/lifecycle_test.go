@@ -88,6 +88,7 @@ func start(t *testing.T, o options) *daemon {
 			Notifier:  systemd.NewNotifier(d.notify.Addr),
 			Listeners: systemd.Listeners{"http": {ln}},
 			Metrics:   d0,
+			HTTP:      cfg.HTTP,
 			Watchdog:  o.watchdog,
 			App:       a,
 			Reload: func() error {
@@ -494,5 +495,31 @@ func TestMetricsFollowTheLifecycle(t *testing.T) {
 	<-d.done
 	if v := metric(t, d, "daemon_ready"); v != 0 {
 		t.Errorf("daemon_ready = %v after stopping, want 0", v)
+	}
+}
+
+func TestSecondStopSignalEndsTheDrainAtOnce(t *testing.T) {
+	d := start(t, options{config: "debug_endpoints = true\ndrain_timeout = \"1h\""})
+	expect(t, d, "STATUS")
+	expect(t, d, "READY", "STATUS")
+	slow := startRequest(t, d, d.url+"/debug/sleep?d=1h")
+	signal(t, syscall.SIGTERM)
+	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
+	select {
+	case <-d.done:
+		t.Fatal("Run returned before the drain timeout with a request in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	signal(t, syscall.SIGINT)
+	select {
+	case <-d.done:
+		if d.err != nil {
+			t.Errorf("Run: %v", d.err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Run still draining after a second stop signal")
+	}
+	if r := <-slow; r.err == nil {
+		t.Errorf("the in-flight request completed (%d); want its connection closed", r.code)
 	}
 }

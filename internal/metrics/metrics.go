@@ -33,6 +33,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	panics   *prometheus.CounterVec
 
 	ready           prometheus.Gauge
 	startTime       prometheus.Gauge
@@ -68,6 +69,10 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 			Namespace: namespace, Subsystem: "http", Name: "requests_in_flight",
 			Help: "HTTP requests being served now.",
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "http", Name: "panics_total",
+			Help: "Panics recovered while serving HTTP requests, by route pattern.",
+		}, []string{"route"}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "ready",
 			Help: "1 between READY=1 and STOPPING=1, as GET /readyz answers; 0 otherwise.",
@@ -115,7 +120,7 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 		m.watchdogPings.WithLabelValues(result)
 	}
 	reg.MustRegister(
-		m.requests, m.duration, m.inFlight,
+		m.requests, m.duration, m.inFlight, m.panics,
 		m.ready, m.startTime, m.reloads, m.lastReload, m.lastReloadOK,
 		m.watchdogPings, m.socketActivated, m.draining, buildInfo,
 		collectors.NewGoCollector(),
@@ -144,6 +149,14 @@ func (m *Metrics) Instrument(pattern string, h http.Handler) http.Handler {
 	return promhttp.InstrumentHandlerInFlight(m.inFlight,
 		promhttp.InstrumentHandlerDuration(m.duration.MustCurryWith(labels),
 			promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(labels), h)))
+}
+
+// Panicked counts a panic recovered on route.
+func (m *Metrics) Panicked(route string) {
+	if _, path, ok := strings.Cut(route, " "); ok {
+		route = path
+	}
+	m.panics.WithLabelValues(route).Inc()
 }
 
 // SetReady records readiness.

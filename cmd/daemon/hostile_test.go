@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"example.com/daemon/internal/systemd/systemdtest"
+)
+
+// rss returns the resident memory of pid in bytes.
+func rss(t *testing.T, pid int) int64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+func TestSlowAndOversizedClientsDoNotStarveANormalOne(t *testing.T) {
+	const slowClients = 300
+	ln := listenTCP(t)
+	addr := ln.Addr().String()
+	// As many slow clients as the daemon serves connections at once: only
+	// read_header_timeout frees the slots they hold.
+	cmd := command(t, fmt.Sprintf("[http]\nread_header_timeout = \"1s\"\nmax_header_bytes = 8192\nmax_connections = %d\n", slowClients))
+	passSockets(t, cmd, []string{"http"}, ln)
+	p := spawn(t, cmd, systemdtest.Listen(t, false))
+	p.waitReady(t)
+	before := rss(t, p.cmd.Process.Pid)
+
+	// Slowloris: connections that send a request line and then nothing,
+	// holding their connection open until read_header_timeout.
+	for range slowClients {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("slow client: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+	}
+	// Oversized: headers past max_header_bytes, and a note past its limit.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+			req.Header.Set("X-Big", strings.Repeat("x", 1<<20))
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+					t.Errorf("1 MiB header: %d, want 431", resp.StatusCode)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("PUT", "http://"+addr+"/notes/big", bytes.NewReader(make([]byte, 8<<20)))
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusRequestEntityTooLarge {
+					t.Errorf("8 MiB note: %d, want 413", resp.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	// A normal client is served all the same, once the slow ones have been
+	// timed out; without read_header_timeout it would wait for ever.
+	client := &http.Client{Timeout: wait}
+	resp, err := client.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("normal client: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("normal client: %d", resp.StatusCode)
+	}
+	// Memory stays bounded: the oversized requests were refused without
+	// being read whole, and a slow client costs a goroutine and a buffer.
+	if grew := rss(t, p.cmd.Process.Pid) - before; grew > 64<<20 {
+		t.Errorf("resident memory grew by %d MiB under %d slow and 40 oversized clients", grew>>20, slowClients)
+	}
+}
+
+func TestStateFileIsNeverTornBySIGKILL(t *testing.T) {
+	dir := t.TempDir()
+	stateFile := filepath.Join(dir, "notes.json")
+	acknowledged := map[string]string{}
+	for round := range 15 {
+		ln := listenTCP(t)
+		cmd := commandWithState(t, dir, ln)
+		p := spawn(t, cmd, systemdtest.Listen(t, false))
+		p.waitReady(t)
+		url := "http://" + ln.Addr().String()
+
+		// Write notes as fast as the daemon acknowledges them, and kill it
+		// in the middle of that.
+		stop := make(chan struct{})
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					name := fmt.Sprintf("r%d-w%d-%d", round, w, i)
+					value := strings.Repeat(name, 50)
+					req, _ := http.NewRequest("PUT", url+"/notes/"+name, strings.NewReader(value))
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						return // the daemon is gone
+					}
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusNoContent {
+						mu.Lock()
+						acknowledged[name] = value
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		// Kill once a few writes of this round were acknowledged.
+		for {
+			mu.Lock()
+			n := len(acknowledged)
+			mu.Unlock()
+			if n >= (round+1)*5 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		p.signal(t, syscall.SIGKILL)
+		p.exitCode(t)
+		close(stop)
+		wg.Wait()
+
+		// The file is whole JSON, and holds every note the daemon said it
+		// had stored.
+		data, err := os.ReadFile(stateFile)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		var notes map[string]string
+		if err := json.Unmarshal(data, &notes); err != nil {
+			t.Fatalf("round %d: state file torn: %v (%d bytes)", round, err, len(data))
+		}
+		for name, value := range acknowledged {
+			if notes[name] != value {
+				t.Fatalf("round %d: acknowledged note %s lost", round, name)
+			}
+		}
+	}
+}
+
+// commandWithState returns a daemon command that keeps its state in dir and serves ln.
+func commandWithState(t *testing.T, dir string, ln *net.TCPListener) *exec.Cmd {
+	cmd := command(t, "")
+	for i, a := range cmd.Args {
+		if a == "-state-dir" {
+			cmd.Args[i+1] = dir
+		}
+	}
+	passSockets(t, cmd, []string{"http"}, ln)
+	return cmd
+}
