@@ -7,8 +7,9 @@ GO      ?= go
 GOBUILD := $(GO) build -buildvcs=auto -trimpath
 
 FUZZTIME ?= 20s
+GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: help build run test test-units test-systemd fuzz clean
+.PHONY: help build run test test-units test-systemd fuzz lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +32,9 @@ test-units: build ## systemd-analyze verify and security on deploy/systemd
 
 test-systemd: ## run the scenarios under real systemd in a container
 	NAME=$(NAME) bash test/systemd/run.sh
+
+lint: ## golangci-lint (the version pinned above) with .golangci.yml
+	$(GOLANGCI_LINT) run ./...
 
 fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config

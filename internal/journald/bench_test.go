@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"example.com/daemon/internal/journald/journaldtest"
 	"github.com/coreos/go-systemd/v22/journal"
 	nativejournal "github.com/ssgreg/journald"
 	slogjournal "github.com/systemd/slog-journal"
+
+	"example.com/daemon/internal/journald/journaldtest"
 )
 
 // The same record goes through every benchmark: a message and 5

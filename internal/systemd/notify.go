@@ -9,6 +9,7 @@
 package systemd
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -150,7 +151,7 @@ func (n *Notifier) StoreFiles(name string, files ...*os.File) error {
 	var sendErr error
 	if err := raw.Write(func(fd uintptr) bool {
 		sendErr = unix.Sendmsg(int(fd), msg, unix.UnixRights(fds...), nil, 0)
-		return sendErr != unix.EAGAIN
+		return !errors.Is(sendErr, unix.EAGAIN)
 	}); err != nil {
 		sendErr = err
 	}
