@@ -30,8 +30,10 @@ test: build test-units ## vet, check formatting, run the tests and check the uni
 test-units: build ## systemd-analyze verify and security on deploy/systemd
 	NAME=$(NAME) BINARY=$(BIN) bash test/systemd/check-units.sh
 
-test-systemd: ## run the scenarios under real systemd in a container
-	NAME=$(NAME) bash test/systemd/run.sh
+DIST ?= bookworm
+
+test-systemd: ## run the scenarios under real systemd in a container (DIST=bookworm or trixie)
+	NAME=$(NAME) DIST=$(DIST) bash test/systemd/run.sh
 
 lint: ## golangci-lint (the version pinned above) with .golangci.yml
 	$(GOLANGCI_LINT) run ./...

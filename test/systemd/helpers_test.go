@@ -1,0 +1,342 @@
+//go:build systemd
+
+// Package systemd_test holds the scenario tests that need a real systemd as
+// PID 1: they drive the installed daemon with systemctl and HTTP and read
+// what systemd and the kernel say about it. They run inside the container
+// that run.sh boots from Dockerfile.test, never on a developer's machine:
+//
+//	bash test/systemd/run.sh                  # all scenarios
+//	bash test/systemd/run.sh -test.run Reload # some of them
+//
+// The tests share the one daemon, so they run one after another and each
+// starts from a known state (freshStart). Waiting is always bounded polling
+// of something observable (eventually), never a sleep.
+package systemd_test
+
+import (
+	"bufio"
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	// name is the daemon's binary and unit name (the Makefile's NAME).
+	name    = envOr("NAME", "daemon")
+	unit    = name + ".service"
+	sockets = []string{name + ".socket", name + "-metrics.socket"}
+	// configPath is where Dockerfile.test installs the config and where
+	// ConfigurationDirectory= points the daemon.
+	configPath = "/etc/" + name + "/config.toml"
+)
+
+// baseConfig is what freshStart writes unless a test needs more: debug
+// endpoints on (the wedge and the slow request), and debug logging so the
+// journal has something to show.
+const baseConfig = `
+greeting = "hello from the scenarios"
+log_level = "debug"
+drain_timeout = "10s"
+debug_endpoints = true
+`
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func TestMain(m *testing.M) {
+	if _, err := os.Stat("/run/systemd/system"); err != nil || os.Getpid() == 1 {
+		fmt.Fprintln(os.Stderr, "these tests need systemd as PID 1: run them with `bash test/systemd/run.sh`")
+		os.Exit(2)
+	}
+	// Put the installed config back at the end, for whoever looks inside a
+	// container kept with KEEP=1.
+	orig, err := os.ReadFile(configPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.WriteFile(configPath, orig, 0o644)
+	os.Exit(code)
+}
+
+// command runs a program and returns its standard output; the test fails
+// if it does not exit 0.
+func command(t testing.TB, prog string, args ...string) string {
+	t.Helper()
+	out, err := tryCommand(prog, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", prog, strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// tryCommand runs a program; the error carries its standard error.
+func tryCommand(prog string, args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(prog, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+func systemctl(t testing.TB, args ...string) string {
+	t.Helper()
+	return command(t, "systemctl", args...)
+}
+
+// prop returns one property of a unit, as `systemctl show` has it.
+func prop(t testing.TB, unit, property string) string {
+	t.Helper()
+	return strings.TrimSpace(systemctl(t, "show", "--property="+property, "--value", unit))
+}
+
+func propInt(t testing.TB, unit, property string) int {
+	t.Helper()
+	v := prop(t, unit, property)
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("%s %s=%q: not a number", unit, property, v)
+	}
+	return n
+}
+
+// propDuration reads a time property given in microseconds (...USec).
+func propDuration(t testing.TB, unit, property string) time.Duration {
+	t.Helper()
+	v := prop(t, unit, property)
+	// systemd writes "10s", "1min 30s", "500ms"; Go wants "1m30s".
+	d, err := time.ParseDuration(strings.ReplaceAll(strings.ReplaceAll(v, "min", "m"), " ", ""))
+	if err != nil {
+		t.Fatalf("%s %s=%q: %v", unit, property, v, err)
+	}
+	return d
+}
+
+// writeConfig replaces the daemon's config file.
+func writeConfig(t testing.TB, body string) {
+	t.Helper()
+	tmp := configPath + ".new"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, configPath); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freshStart gives a test a daemon just started with config. reset-failed
+// clears the unit's failed state and its start counter: the tests restart
+// the daemon more often than StartLimitBurst= (5 in 10s, systemd.unit(5))
+// allows, which is a limit on runaway restarts, not something to test here.
+// It returns the daemon's PID.
+func freshStart(t testing.TB, config string) int {
+	t.Helper()
+	writeConfig(t, config)
+	systemctl(t, "reset-failed", unit)
+	systemctl(t, "restart", unit)
+	if s := prop(t, unit, "ActiveState"); s != "active" {
+		t.Fatalf("after systemctl restart, %s is %s", unit, s)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s status:\n%s", unit, statusOf(unit))
+		}
+	})
+	return propInt(t, unit, "MainPID")
+}
+
+func statusOf(unit string) string {
+	out, _ := tryCommand("systemctl", "status", "--no-pager", "--lines=30", unit)
+	return out
+}
+
+// listenAddr returns the address a socket unit listens on, from systemd
+// (Listen=[::]:8080 (Stream)), so that no test repeats the port numbers of
+// the .socket files. The tests connect over IPv4 loopback.
+func listenAddr(t testing.TB, socketUnit string) string {
+	t.Helper()
+	v := prop(t, socketUnit, "Listen")
+	addr, _, _ := strings.Cut(v, " ")
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("%s Listen=%q: %v", socketUnit, v, err)
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+func baseURL(t testing.TB) string { return "http://" + listenAddr(t, name+".socket") }
+
+// client waits long enough for a request to survive a restart or a
+// watchdog kill, which it waits out in the socket's backlog.
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// get returns the status and body of a GET.
+func get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading body: %v", url, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// do sends a request and returns the status and body.
+func do(t testing.TB, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// eventually polls cond every 20ms until it holds, and fails the test with
+// cond's last explanation if it still does not after limit.
+func eventually(t testing.TB, limit time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not so after %s: %s", what, limit, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// journalCursor returns the journal's current end, for reading only what
+// comes after it.
+func journalCursor(t testing.TB) string {
+	t.Helper()
+	out := command(t, "journalctl", "--lines=0", "--show-cursor", "--quiet")
+	_, cursor, ok := strings.Cut(out, "-- cursor: ")
+	if !ok {
+		// An empty journal has no cursor yet; read from the start.
+		return ""
+	}
+	return strings.TrimSpace(cursor)
+}
+
+// journal returns the entries after cursor that have every FIELD=value
+// given in matches, as journalctl -o json gives them. Field values are
+// strings, except binary ones (arrays). The matching is done here, not by
+// journalctl: systemd 252's journalctl --after-cursor with matches skips the
+// first matching entry when the cursor's own entry does not match.
+func journal(t testing.TB, cursor string, matches ...string) []map[string]any {
+	t.Helper()
+	args := []string{"--output=json", "--no-pager"}
+	if cursor != "" {
+		args = append(args, "--after-cursor="+cursor)
+	}
+	out := command(t, "journalctl", args...)
+	var entries []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+next:
+	for sc.Scan() {
+		var e map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("journalctl -o json: %v: %s", err, sc.Text())
+		}
+		for _, m := range matches {
+			k, v, _ := strings.Cut(m, "=")
+			if e[k] != v {
+				continue next
+			}
+		}
+		entries = append(entries, e)
+	}
+	return entries
+}
+
+// messages returns the MESSAGE field of each entry, for matching and for
+// failure output.
+func messages(entries []map[string]any) []string {
+	var ms []string
+	for _, e := range entries {
+		if m, ok := e["MESSAGE"].(string); ok {
+			ms = append(ms, m)
+		}
+	}
+	return ms
+}
+
+//go:embed exposure-limits
+var exposureLimits string
+
+// exposureLimit returns the highest exposure score (0.0–10.0) a service unit
+// may have, from the same file check-units.sh reads.
+func exposureLimit(t testing.TB, unit string) float64 {
+	t.Helper()
+	key := "NAME" + strings.TrimPrefix(unit, name)
+	for _, line := range strings.Split(exposureLimits, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == key {
+			tenths, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatalf("exposure-limits: %q: %v", line, err)
+			}
+			return float64(tenths) / 10
+		}
+	}
+	t.Fatalf("exposure-limits has no line for %s", key)
+	return 0
+}
+
+// exposure runs systemd-analyze security with args and returns the overall
+// score it prints last.
+func exposure(t testing.TB, args ...string) (float64, string) {
+	t.Helper()
+	out, err := tryCommand("systemd-analyze", append([]string{"security", "--no-pager"}, args...)...)
+	if err != nil {
+		t.Fatalf("systemd-analyze security %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	const marker = "Overall exposure level for "
+	i := strings.LastIndex(out, marker)
+	if i < 0 {
+		t.Fatalf("systemd-analyze security %s printed no overall level:\n%s", strings.Join(args, " "), out)
+	}
+	_, rest, _ := strings.Cut(out[i:], ": ")
+	score, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %q: %v", out[i:], err)
+	}
+	return score, out
+}
+
+// fileUID returns the owner of a file.
+func fileUID(fi os.FileInfo) int {
+	return int(fi.Sys().(*syscall.Stat_t).Uid)
+}

@@ -1,0 +1,710 @@
+//go:build systemd
+
+package systemd_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestServiceIsNotStartedAtBoot must stay the first test: it looks at the
+// system as booted. The sockets listen; the service has not run yet, because
+// nothing has connected (socket activation, systemd.socket(5)).
+func TestServiceIsNotStartedAtBoot(t *testing.T) {
+	for _, s := range sockets {
+		if st := prop(t, s, "ActiveState") + "/" + prop(t, s, "SubState"); st != "active/listening" {
+			t.Errorf("%s is %s after boot, want active/listening", s, st)
+		}
+	}
+	if st := prop(t, unit, "ActiveState"); st != "inactive" {
+		t.Errorf("%s is %s after boot, want inactive until the first connection", unit, st)
+	}
+	if ts := prop(t, unit, "InactiveExitTimestampMonotonic"); ts != "0" {
+		t.Errorf("%s has been started since boot (InactiveExitTimestampMonotonic=%s): was something run before this test?", unit, ts)
+	}
+}
+
+// TestFirstConnectionStartsService: with the service stopped, a connection
+// to the socket starts it, and that very connection is answered.
+func TestFirstConnectionStartsService(t *testing.T) {
+	writeConfig(t, baseConfig)
+	systemctl(t, "stop", unit)
+	systemctl(t, "reset-failed", unit)
+	if st := prop(t, unit, "ActiveState"); st != "inactive" {
+		t.Fatalf("%s is %s after systemctl stop", unit, st)
+	}
+
+	code, body := get(t, baseURL(t)+"/")
+	if code != http.StatusOK || !strings.Contains(body, "hello from the scenarios") {
+		t.Fatalf("first GET / = %d %q, want 200 with the configured greeting", code, body)
+	}
+	if st := prop(t, unit, "ActiveState"); st != "active" {
+		t.Fatalf("%s is %s after the first connection, want active", unit, st)
+	}
+	// The daemon got both sockets, by name.
+	pid := propInt(t, unit, "MainPID")
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fdnames string
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "LISTEN_FDNAMES="); ok {
+			fdnames = v
+		}
+	}
+	names := strings.Split(fdnames, ":")
+	for _, want := range []string{"http", "metrics"} {
+		if !contains(names, want) {
+			t.Errorf("LISTEN_FDNAMES=%q has no %q: check FileDescriptorName= in the .socket units", fdnames, want)
+		}
+	}
+}
+
+// TestStartWaitsForReady: Type=notify makes `systemctl start` return only
+// once the daemon has sent READY=1, after its warm-up (start_delay), so the
+// daemon is ready the moment the command returns: no polling needed.
+func TestStartWaitsForReady(t *testing.T) {
+	const delay = 2 * time.Second
+	writeConfig(t, baseConfig+fmt.Sprintf("start_delay = %q\n", delay.String()))
+	systemctl(t, "stop", unit)
+	systemctl(t, "reset-failed", unit)
+
+	start := time.Now()
+	systemctl(t, "start", unit)
+	took := time.Since(start)
+	if took < delay {
+		t.Errorf("systemctl start returned after %s, before the %s warm-up was over: not waiting for READY=1", took, delay)
+	}
+	// Right away, without waiting: the daemon says it is ready.
+	if code, body := get(t, baseURL(t)+"/readyz"); code != http.StatusOK {
+		t.Errorf("GET /readyz right after systemctl start = %d %q, want 200", code, body)
+	}
+	if st := prop(t, unit, "ActiveState") + "/" + prop(t, unit, "SubState"); st != "active/running" {
+		t.Errorf("%s is %s, want active/running", unit, st)
+	}
+	// STATUS= shows in systemctl status and as StatusText.
+	if status := prop(t, unit, "StatusText"); status == "" {
+		t.Errorf("StatusText is empty: the daemon sent no STATUS=")
+	} else {
+		t.Logf("StatusText=%s", status)
+	}
+}
+
+// TestReloadAppliesNewConfigInPlace: systemctl reload changes the greeting
+// without a restart: same process, new config.
+func TestReloadAppliesNewConfigInPlace(t *testing.T) {
+	pid := freshStart(t, baseConfig)
+	writeConfig(t, strings.Replace(baseConfig, "hello from the scenarios", "hello after the reload", 1))
+	systemctl(t, "reload", unit)
+
+	t.Logf("Type=%s", prop(t, unit, "Type"))
+	if synchronousReload(t) {
+		// Type=notify-reload (systemd >= 253): reload has waited for
+		// READY=1, so the new greeting is there already.
+		if _, body := get(t, baseURL(t)+"/"); !strings.Contains(body, "hello after the reload") {
+			t.Errorf("GET / right after systemctl reload = %q, want the new greeting", body)
+		}
+	} else {
+		// systemd 252: ExecReload=kill -HUP returns once the signal is sent;
+		// the daemon reloads a moment later.
+		eventually(t, 5*time.Second, "new greeting after reload", func() (bool, string) {
+			_, body := get(t, baseURL(t)+"/")
+			return strings.Contains(body, "hello after the reload"), "GET / = " + body
+		})
+	}
+	if got := propInt(t, unit, "MainPID"); got != pid {
+		t.Errorf("MainPID changed from %d to %d: the reload restarted the daemon", pid, got)
+	}
+	if st := prop(t, unit, "ActiveState"); st != "active" {
+		t.Errorf("%s is %s after the reload", unit, st)
+	}
+}
+
+// TestReloadKeepsOldConfigWhenNewOneIsInvalid: a reload with a broken
+// config must not take the daemon down; it keeps serving the old config and
+// says what is wrong in its status.
+func TestReloadKeepsOldConfigWhenNewOneIsInvalid(t *testing.T) {
+	pid := freshStart(t, baseConfig)
+	cursor := journalCursor(t)
+	writeConfig(t, strings.Replace(baseConfig, `log_level = "debug"`, `log_level = "loud"`, 1))
+	systemctl(t, "reload", unit)
+
+	eventually(t, 5*time.Second, "StatusText naming the config error", func() (bool, string) {
+		s := prop(t, unit, "StatusText")
+		return strings.Contains(s, "log_level"), "StatusText=" + s
+	})
+	if st := prop(t, unit, "ActiveState"); st != "active" {
+		t.Errorf("%s is %s after a bad reload, want active", unit, st)
+	}
+	if got := propInt(t, unit, "MainPID"); got != pid {
+		t.Errorf("MainPID changed from %d to %d after a bad reload", pid, got)
+	}
+	if _, body := get(t, baseURL(t)+"/"); !strings.Contains(body, "hello from the scenarios") {
+		t.Errorf("GET / after a bad reload = %q, want the old greeting", body)
+	}
+	// The error is logged at error priority (3) too.
+	var logged bool
+	for _, e := range journal(t, cursor, "_SYSTEMD_UNIT="+unit, "PRIORITY=3") {
+		if m, _ := e["MESSAGE"].(string); m != "" {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("no error-priority journal entry from %s for the failed reload", unit)
+	}
+}
+
+// TestConfigErrorAtStartIsNotRestarted: exit status 78 (config error) is in
+// RestartPreventExitStatus=, so a daemon that cannot read its config fails
+// once and stays failed, instead of restarting until the start limit.
+func TestConfigErrorAtStartIsNotRestarted(t *testing.T) {
+	freshStart(t, baseConfig)
+	t.Cleanup(func() { writeConfig(t, baseConfig); systemctl(t, "reset-failed", unit) })
+	writeConfig(t, "greeting = [this is not TOML\n")
+	if _, err := tryCommand("systemctl", "restart", unit); err == nil {
+		t.Fatalf("systemctl restart with a broken config succeeded")
+	}
+	if st := prop(t, unit, "ActiveState"); st != "failed" {
+		t.Errorf("%s is %s, want failed", unit, st)
+	}
+	if code := prop(t, unit, "ExecMainStatus"); code != "78" {
+		t.Errorf("ExecMainStatus=%s, want 78 (EX_CONFIG)", code)
+	}
+	if n := propInt(t, unit, "NRestarts"); n != 0 {
+		t.Errorf("NRestarts=%d: systemd restarted a daemon whose config is broken", n)
+	}
+}
+
+// TestWatchdogRestartsWedgedDaemon: when the daemon's work loop hangs, its
+// health check fails and it stops sending WATCHDOG=1; after WatchdogSec=
+// systemd kills it (Result=watchdog) and Restart=on-failure brings it back.
+func TestWatchdogRestartsWedgedDaemon(t *testing.T) {
+	pid := freshStart(t, baseConfig)
+	restarts := propInt(t, unit, "NRestarts")
+	cursor := journalCursor(t)
+	watchdog := propDuration(t, unit, "WatchdogUSec")
+
+	if code, body := do(t, http.MethodPost, baseURL(t)+"/debug/wedge", ""); code != http.StatusAccepted {
+		t.Fatalf("POST /debug/wedge = %d %q, want 202", code, body)
+	}
+	eventually(t, 3*time.Second, "health check failing while wedged", func() (bool, string) {
+		code, body := get(t, baseURL(t)+"/healthz")
+		return code == http.StatusServiceUnavailable, fmt.Sprintf("GET /healthz = %d %q", code, body)
+	})
+	eventually(t, 2*watchdog+10*time.Second, "restart by the watchdog", func() (bool, string) {
+		n, p := propInt(t, unit, "NRestarts"), propInt(t, unit, "MainPID")
+		return n == restarts+1 && p != 0 && p != pid && prop(t, unit, "ActiveState") == "active",
+			fmt.Sprintf("NRestarts=%d MainPID=%d (was %d, %d)", n, p, restarts, pid)
+	})
+	// What systemd itself logged about the unit (UNIT=, from PID 1).
+	ms := messages(journal(t, cursor, "_PID=1", "UNIT="+unit))
+	if !containsSubstring(ms, "Watchdog timeout") || !containsSubstring(ms, "Failed with result 'watchdog'") {
+		t.Errorf("systemd's journal for %s has no watchdog timeout and Result=watchdog:\n%s", unit, strings.Join(ms, "\n"))
+	}
+	if code, _ := get(t, baseURL(t)+"/healthz"); code != http.StatusOK {
+		t.Errorf("GET /healthz after the restart = %d, want 200", code)
+	}
+}
+
+// TestStopFinishesInFlightRequests: systemctl stop sends SIGTERM; the daemon
+// stops accepting, finishes the request it is serving (drain) and exits 0,
+// well inside TimeoutStopSec=.
+func TestStopFinishesInFlightRequests(t *testing.T) {
+	pid := freshStart(t, baseConfig)
+	const slow = 3 * time.Second
+
+	// Send the slow request and learn which local port it uses.
+	local := make(chan string, 1)
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	url := fmt.Sprintf("%s/debug/sleep?d=%s", baseURL(t), slow)
+	go func() {
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { local <- i.Conn.LocalAddr().String() }}
+		ctx := httptrace.WithClientTrace(context.Background(), trace)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := (&http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		done <- result{code: resp.StatusCode, body: string(body), err: err}
+	}()
+	var port string
+	select {
+	case addr := <-local:
+		port = portOf(addr)
+	case r := <-done:
+		t.Fatalf("GET %s ended before it was sent: %d %v", url, r.code, r.err)
+	}
+	sent := time.Now()
+	// Wait until the daemon has accepted the connection (it holds the
+	// socket): a connection still in the backlog would instead start a new
+	// daemon after this one exits.
+	eventually(t, 3*time.Second, "daemon holding the slow request's connection", func() (bool, string) {
+		out, _ := tryCommand("ss", "-Htnp", "state", "established", "( dport = :"+port+" )")
+		return strings.Contains(out, fmt.Sprintf("pid=%d,", pid)), "ss: " + out
+	})
+
+	systemctl(t, "stop", unit)
+	stopped := time.Since(sent)
+	r := <-done
+	if r.err != nil || r.code != http.StatusOK || !strings.Contains(r.body, "slept") {
+		t.Fatalf("in-flight request during stop: %d %q %v, want 200 slept", r.code, r.body, r.err)
+	}
+	if stopped < slow-200*time.Millisecond {
+		t.Errorf("systemctl stop returned %s after the request was sent, before the %s request could finish", stopped, slow)
+	}
+	for p, want := range map[string]string{"Result": "success", "ActiveState": "inactive", "ExecMainStatus": "0"} {
+		if got := prop(t, unit, p); got != want {
+			t.Errorf("after stop %s=%s, want %s", p, got, want)
+		}
+	}
+}
+
+// TestJournalEntriesAreStructured: the daemon logs with journald's native
+// protocol, so every entry carries its priority, the source location and
+// the log call's own attributes as fields.
+func TestJournalEntriesAreStructured(t *testing.T) {
+	cursor := journalCursor(t)
+	pid := freshStart(t, baseConfig)
+	get(t, baseURL(t)+"/")
+	systemctl(t, "stop", unit) // the stop is logged too; and the journal is flushed
+
+	entries := journal(t, cursor, "_PID="+strconv.Itoa(pid))
+	if len(entries) == 0 {
+		t.Fatalf("no journal entries from the daemon (PID %d)", pid)
+	}
+	appFields := map[string]bool{}
+	for _, e := range entries {
+		msg, _ := e["MESSAGE"].(string)
+		if tr := e["_TRANSPORT"]; tr != "journal" {
+			t.Errorf("entry %q came by _TRANSPORT=%v, want journal (the native protocol)", msg, tr)
+		}
+		for _, f := range []string{"PRIORITY", "CODE_FILE", "CODE_LINE", "CODE_FUNC", "MESSAGE"} {
+			if _, ok := e[f]; !ok {
+				t.Errorf("entry %q has no %s", msg, f)
+			}
+		}
+		if f, _ := e["CODE_FILE"].(string); f != "" && !strings.HasSuffix(f, ".go") {
+			t.Errorf("entry %q: CODE_FILE=%q is not a Go file", msg, f)
+		}
+		for k := range e {
+			if !journalOwnField(k) {
+				appFields[k] = true
+			}
+		}
+	}
+	if len(appFields) == 0 {
+		t.Errorf("no entry carries a field of the daemon's own (a slog attribute); entries:\n%s", strings.Join(messages(entries), "\n"))
+	}
+	t.Logf("%d entries; the daemon's own fields: %v", len(entries), keys(appFields))
+}
+
+// TestRestartsUnderLoadLoseNoRequests: a client sends requests without a
+// pause through five `systemctl restart`s and one watchdog kill, and none
+// fails. Three things make that so: systemd holds the listening socket, so
+// connections made while no daemon runs wait in its backlog; the daemon
+// drains what it accepted before it exits; and the client (Go's http
+// package, like most) resends an idempotent request when a kept-alive
+// connection closes under it, which is all a watchdog kill (SIGABRT, no
+// drain) costs. Notes stored before each restart are there after.
+func TestRestartsUnderLoadLoseNoRequests(t *testing.T) {
+	pid := freshStart(t, baseConfig)
+	url := baseURL(t)
+
+	var ok, failed atomic.Int64
+	var errs sync.Map
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := client.Get(url + "/")
+				if err == nil {
+					b := readAll(resp)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK || !strings.Contains(b, "hello") {
+						err = fmt.Errorf("%d %q", resp.StatusCode, b)
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					errs.Store(err.Error(), true)
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	stopLoad := sync.OnceFunc(func() {
+		close(stop)
+		wg.Wait()
+		// Kept-alive connections the load left open would make the next
+		// test's stop wait for them (the daemon's drain).
+		client.CloseIdleConnections()
+	})
+	t.Cleanup(stopLoad)
+
+	notes := map[string]string{}
+	for i := 1; i <= 5; i++ {
+		note, body := fmt.Sprintf("before-restart-%d", i), fmt.Sprintf("written by run %d, pid %d", i, pid)
+		if code, resp := do(t, http.MethodPut, url+"/notes/"+note, body); code/100 != 2 {
+			t.Fatalf("PUT /notes/%s = %d %q", note, code, resp)
+		}
+		notes[note] = body
+		before := ok.Load()
+		// See freshStart about reset-failed and the start limit.
+		systemctl(t, "reset-failed", unit)
+		systemctl(t, "restart", unit)
+		newPID := propInt(t, unit, "MainPID")
+		if newPID == pid {
+			t.Fatalf("restart %d: MainPID still %d", i, pid)
+		}
+		pid = newPID
+		// Let the load reach the new daemon before the next restart.
+		eventually(t, 10*time.Second, "requests served after restart", func() (bool, string) {
+			return ok.Load() > before+20, fmt.Sprintf("%d requests served", ok.Load()-before)
+		})
+	}
+
+	restarts := propInt(t, unit, "NRestarts")
+	watchdog := propDuration(t, unit, "WatchdogUSec")
+	if code, body := do(t, http.MethodPost, url+"/debug/wedge", ""); code != http.StatusAccepted {
+		t.Fatalf("POST /debug/wedge = %d %q", code, body)
+	}
+	eventually(t, 2*watchdog+10*time.Second, "restart by the watchdog", func() (bool, string) {
+		n := propInt(t, unit, "NRestarts")
+		return n == restarts+1 && prop(t, unit, "ActiveState") == "active", fmt.Sprintf("NRestarts=%d", n)
+	})
+	before := ok.Load()
+	eventually(t, 10*time.Second, "requests served after the watchdog restart", func() (bool, string) {
+		return ok.Load() > before+20, fmt.Sprintf("%d requests served", ok.Load()-before)
+	})
+	stopLoad()
+
+	t.Logf("%d requests served, %d failed", ok.Load(), failed.Load())
+	if n := failed.Load(); n > 0 {
+		var list []string
+		errs.Range(func(k, _ any) bool { list = append(list, k.(string)); return true })
+		t.Errorf("%d requests failed through the restarts:\n%s", n, strings.Join(list, "\n"))
+	}
+	for note, want := range notes {
+		if code, got := get(t, url+"/notes/"+note); code != http.StatusOK || got != want {
+			t.Errorf("GET /notes/%s = %d %q, want %q", note, code, got, want)
+		}
+	}
+}
+
+// TestRunsAsDynamicUser: DynamicUser= gives the daemon a UID from systemd's
+// dynamic range that no file in /etc/passwd names, resolvable only while
+// the unit runs (nss-systemd), and the state directory belongs to it.
+func TestRunsAsDynamicUser(t *testing.T) {
+	pid := freshStart(t, baseConfig)
+	uid := procUID(t, pid)
+	if uid < 61184 || uid > 65519 {
+		t.Errorf("daemon runs as UID %d, outside the dynamic range 61184-65519 (a static user of the same name?)", uid)
+	}
+	user := prop(t, unit, "User")
+	entry := strings.TrimSpace(command(t, "getent", "passwd", user))
+	if f := strings.Split(entry, ":"); len(f) < 3 || f[2] != strconv.Itoa(uid) {
+		t.Errorf("getent passwd %s = %q, want UID %d", user, entry, uid)
+	}
+	passwd, _ := os.ReadFile("/etc/passwd")
+	if strings.Contains(string(passwd), user+":") {
+		t.Errorf("%s is in /etc/passwd: a static user, not a dynamic one", user)
+	}
+	state := prop(t, unit, "StateDirectory")
+	if fi, err := os.Stat(filepath.Join("/var/lib/private", state)); err != nil {
+		t.Errorf("state directory: %v", err)
+	} else if owner := fileUID(fi); owner != uid {
+		t.Errorf("/var/lib/private/%s belongs to UID %d, want the daemon's %d", state, owner, uid)
+	}
+}
+
+// TestCannotWriteOutsideStateDirectory: with ProtectSystem=strict the
+// daemon's view of the file system is read-only except its state directory
+// and a private /tmp. Checked by entering the daemon's namespaces as its
+// user and trying.
+func TestCannotWriteOutsideStateDirectory(t *testing.T) {
+	pid := freshStart(t, baseConfig)
+	uid := strconv.Itoa(procUID(t, pid))
+	state := "/var/lib/" + prop(t, unit, "StateDirectory")
+	touch := func(path string) error {
+		_, err := tryCommand("nsenter", "--target", strconv.Itoa(pid), "--all", "--setuid", uid, "--setgid", uid,
+			"sh", "-c", `touch "$1" && rm "$1"`, "sh", path)
+		return err
+	}
+	for _, path := range []string{
+		filepath.Join(state, "probe"),
+		"/tmp/probe",
+	} {
+		if err := touch(path); err != nil {
+			t.Errorf("daemon cannot write %s, which it should: %v", path, err)
+		}
+	}
+	for _, path := range []string{
+		filepath.Join(filepath.Dir(configPath), "probe"), // its config: read-only to it
+		"/etc/probe",
+		"/usr/bin/probe",
+		"/var/lib/probe",
+		"/var/tmp/../lib/probe",
+		"/root/probe",
+		"/home/probe",
+	} {
+		if err := touch(path); err == nil {
+			t.Errorf("daemon could write %s", path)
+		}
+	}
+}
+
+// TestHasNoNetworkOfItsOwn: PrivateNetwork= puts the daemon in a network
+// namespace with only a loopback device, yet it serves on the sockets
+// systemd passed in (every other test shows that). It cannot even reach the
+// host's loopback, where its own public port is.
+func TestHasNoNetworkOfItsOwn(t *testing.T) {
+	pid := freshStart(t, baseConfig)
+	self, _ := os.Readlink("/proc/1/ns/net")
+	its, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if its == self {
+		t.Fatalf("daemon shares PID 1's network namespace %s", its)
+	}
+	links := command(t, "nsenter", "--target", strconv.Itoa(pid), "--net", "ip", "-o", "link", "show")
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(links), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			names = append(names, strings.TrimSuffix(f[1], ":"))
+		}
+	}
+	if len(names) != 1 || names[0] != "lo" {
+		t.Errorf("network devices in the daemon's namespace: %v, want only lo", names)
+	}
+	if out, err := tryCommand("nsenter", "--target", strconv.Itoa(pid), "--net",
+		"curl", "--silent", "--max-time", "2", baseURL(t)+"/"); err == nil {
+		t.Errorf("from the daemon's network namespace, %s answered %q", baseURL(t), out)
+	}
+}
+
+// TestHasNoPrivileges: no capabilities, no way to gain any, and a system
+// call filter in place.
+func TestHasNoPrivileges(t *testing.T) {
+	pid := freshStart(t, baseConfig)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"CapEff":     "0000000000000000", // CapabilityBoundingSet= (empty)
+		"CapPrm":     "0000000000000000",
+		"CapBnd":     "0000000000000000",
+		"NoNewPrivs": "1", // NoNewPrivileges=, implied by DynamicUser=
+		"Seccomp":    "2", // SystemCallFilter=: a filter is installed
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if w, ok := want[k]; ok {
+			if v = strings.TrimSpace(v); v != w {
+				t.Errorf("/proc/%d/status %s: %s, want %s", pid, k, v, w)
+			}
+			delete(want, k)
+		}
+	}
+	for k := range want {
+		t.Errorf("/proc/%d/status has no %s line", pid, k)
+	}
+}
+
+// TestSecurityExposureMatchesOfflineCheck: systemd's own rating of the
+// running unit is the same as check-units.sh's offline rating of the file,
+// and within the limit both use.
+func TestSecurityExposureMatchesOfflineCheck(t *testing.T) {
+	freshStart(t, baseConfig)
+	online, report := exposure(t, unit)
+	offline, _ := exposure(t, "--offline=true", unit)
+	limit := exposureLimit(t, unit)
+	t.Logf("%s exposure: %.1f running, %.1f from the unit file, limit %.1f", unit, online, offline, limit)
+	if online != offline {
+		t.Errorf("running unit rates %.1f, its file %.1f: the installed unit is not what check-units.sh checked", online, offline)
+	}
+	if online > limit {
+		t.Errorf("%s exposure %.1f is above %.1f:\n%s", unit, online, limit, report)
+	}
+	standalone := name + "-standalone.service"
+	if score, report := exposure(t, "--offline=true", standalone); score > exposureLimit(t, standalone) {
+		t.Errorf("%s exposure %.1f is above its limit:\n%s", standalone, score, report)
+	}
+}
+
+// TestStandaloneUnitServesOnItsOwnSocket: the unit for hosts without socket
+// activation takes over from the sockets (Conflicts=), binds the port
+// itself, and serves within its looser sandbox.
+func TestStandaloneUnitServesOnItsOwnSocket(t *testing.T) {
+	standalone := name + "-standalone.service"
+	writeConfig(t, baseConfig)
+	url := baseURL(t) // before the socket units stop
+	t.Cleanup(func() {
+		systemctl(t, "stop", standalone)
+		systemctl(t, append([]string{"start"}, sockets...)...)
+	})
+	systemctl(t, "start", standalone)
+	for _, u := range append([]string{unit}, sockets...) {
+		if st := prop(t, u, "ActiveState"); st != "inactive" {
+			t.Errorf("%s is %s while %s runs, want inactive (Conflicts=)", u, st, standalone)
+		}
+	}
+	if code, body := get(t, url+"/"); code != http.StatusOK || !strings.Contains(body, "hello from the scenarios") {
+		t.Errorf("GET / from %s = %d %q", standalone, code, body)
+	}
+	pid := propInt(t, standalone, "MainPID")
+	if uid := procUID(t, pid); uid < 61184 || uid > 65519 {
+		t.Errorf("%s runs as UID %d, not a dynamic user", standalone, uid)
+	}
+	if st := prop(t, standalone, "StatusText"); st == "" {
+		t.Errorf("%s sent no STATUS=", standalone)
+	}
+}
+
+// TestNoSandboxSettingWasIgnored: where systemd cannot set up part of a
+// sandbox (in a container without the privileges, or on an old kernel) it
+// logs that and starts the service anyway. Nothing of the kind may have
+// happened to the daemon's units since boot.
+func TestNoSandboxSettingWasIgnored(t *testing.T) {
+	freshStart(t, baseConfig)
+	var ignored []string
+	for _, e := range journal(t, "") {
+		msg, _ := e["MESSAGE"].(string)
+		if strings.HasPrefix(msg, name+".") || strings.HasPrefix(msg, name+"-") {
+			if strings.Contains(msg, "is configured, but") || strings.Contains(msg, "not supported") {
+				ignored = append(ignored, msg)
+			}
+		}
+	}
+	if len(ignored) > 0 {
+		t.Errorf("systemd ignored sandbox settings:\n%s", strings.Join(ignored, "\n"))
+	}
+}
+
+// TestMetricsSocketServesMetrics: the second socket unit's socket carries
+// the Prometheus metrics. It comes last: if the daemon does not accept on
+// that socket, the test's connection stays in the socket's backlog, and
+// systemd would start the daemon again after every later test's stop.
+func TestMetricsSocketServesMetrics(t *testing.T) {
+	freshStart(t, baseConfig)
+	url := "http://" + listenAddr(t, name+"-metrics.socket") + "/metrics"
+	code, body := get(t, url)
+	if code != http.StatusOK || !strings.Contains(body, "# TYPE ") {
+		t.Fatalf("GET %s = %d, want 200 with Prometheus text:\n%.500s", url, code, body)
+	}
+	// The process collector works inside the sandbox: the start time (how
+	// monitoring sees restarts) needs /proc/stat, which ProcSubset=pid
+	// would hide.
+	if !strings.Contains(body, "\nprocess_start_time_seconds ") {
+		t.Errorf("GET %s has no process_start_time_seconds", url)
+	}
+}
+
+// synchronousReload reports whether systemctl reload waits for the daemon
+// to finish reloading: Type=notify-reload, from the drop-in installed on
+// systemd >= 253.
+func synchronousReload(t testing.TB) bool {
+	return prop(t, unit, "Type") == "notify-reload"
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsSubstring(list []string, s string) bool {
+	for _, x := range list {
+		if strings.Contains(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func keys(m map[string]bool) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// readAll returns a response's body, or as much of it as arrived.
+func readAll(resp *http.Response) string {
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func portOf(addr string) string {
+	i := strings.LastIndex(addr, ":")
+	return addr[i+1:]
+}
+
+// procUID returns the real UID a process runs as.
+func procUID(t testing.TB, pid int) int {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+			uid, err := strconv.Atoi(strings.Fields(v)[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return uid
+		}
+	}
+	t.Fatalf("/proc/%d/status has no Uid line", pid)
+	return 0
+}
+
+// journalOwnField reports whether a journal field is one journald or the
+// logging protocol defines, rather than one the daemon's code chose.
+func journalOwnField(k string) bool {
+	if strings.HasPrefix(k, "_") {
+		return true // trusted fields added by journald, and __CURSOR etc.
+	}
+	switch k {
+	case "MESSAGE", "MESSAGE_ID", "PRIORITY", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
+		"ERRNO", "INVOCATION_ID", "USER_INVOCATION_ID", "SYSLOG_IDENTIFIER",
+		"SYSLOG_FACILITY", "SYSLOG_PID", "SYSLOG_TIMESTAMP", "TID", "UNIT", "USER_UNIT":
+		return true
+	}
+	return false
+}
