@@ -44,7 +44,7 @@ func TestJournaldStoresEntryWithAllFields(t *testing.T) {
 		"SYSLOG_IDENTIFIER": id,
 		"CODE_FILE":         file,
 		"CODE_LINE":         strconv.Itoa(line + 1),
-		"CODE_FUNC":         "example.com/daemon/internal/journald.TestJournaldStoresEntryWithAllFields",
+		"CODE_FUNC":         pkgPath + ".TestJournaldStoresEntryWithAllFields",
 		"COMPONENT":         "e2e",
 		"HTTP_STATUS":       "503",
 		"HTTP_BODY":         "line 1\nline 2",

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -17,6 +18,9 @@ import (
 	"testing/slogtest"
 	"time"
 )
+
+// pkgPath is this package's import path, as CODE_FUNC names it.
+var pkgPath = reflect.TypeFor[recorder]().PkgPath()
 
 // recorder stands in for the journal socket in the encoding tests: it keeps
 // every entry the handler sends, as the bytes journald would read.
@@ -302,7 +306,7 @@ func TestEntryNamesIdentifierAndCodeLocation(t *testing.T) {
 		"SYSLOG_IDENTIFIER": "mydaemon",
 		"CODE_FILE":         file,
 		"CODE_LINE":         strconv.Itoa(line + 1),
-		"CODE_FUNC":         "example.com/daemon/internal/journald.TestEntryNamesIdentifierAndCodeLocation",
+		"CODE_FUNC":         pkgPath + ".TestEntryNamesIdentifierAndCodeLocation",
 	}
 	for name, value := range want {
 		if got := fields[name]; !slices.Equal(got, []string{value}) {
