@@ -121,7 +121,9 @@ func TestStateFileIsNeverTornBySIGKILL(t *testing.T) {
 		url := "http://" + ln.Addr().String()
 
 		// Write notes as fast as the daemon acknowledges them, and kill it
-		// in the middle of that.
+		// in the middle of that. The client times out: after the kill, the
+		// test's own copy of the socket still accepts and nobody answers.
+		client := &http.Client{Timeout: time.Second}
 		stop := make(chan struct{})
 		var mu sync.Mutex
 		var wg sync.WaitGroup
@@ -138,7 +140,7 @@ func TestStateFileIsNeverTornBySIGKILL(t *testing.T) {
 					name := fmt.Sprintf("r%d-w%d-%d", round, w, i)
 					value := strings.Repeat(name, 50)
 					req, _ := http.NewRequest("PUT", url+"/notes/"+name, strings.NewReader(value))
-					resp, err := http.DefaultClient.Do(req)
+					resp, err := client.Do(req)
 					if err != nil {
 						return // the daemon is gone
 					}
@@ -161,9 +163,9 @@ func TestStateFileIsNeverTornBySIGKILL(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
+		close(stop)
 		p.signal(t, syscall.SIGKILL)
 		p.exitCode(t)
-		close(stop)
 		wg.Wait()
 
 		// The file is whole JSON, and holds every note the daemon said it

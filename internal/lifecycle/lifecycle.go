@@ -95,6 +95,9 @@ func Run(ctx context.Context, d Daemon) error {
 	if err != nil {
 		return err
 	}
+	if metricsLn != nil {
+		defer metricsLn.Close()
+	}
 	if unused := d.Listeners.Close(); len(unused) > 0 {
 		log.Warn("closing sockets passed in that the daemon does not use", "names", unused)
 	}
@@ -130,22 +133,21 @@ func Run(ctx context.Context, d Daemon) error {
 
 	// 4. Serve. The socket already listens, so from here on every connection
 	// is accepted and served, including one made the instant READY=1 arrives.
-	conns := &connections{metrics: d.Metrics}
-	srv := newServer(d, d.App.Handler(nil), conns)
-	// Past MaxConnections, Accept waits: new clients queue in the kernel's
-	// backlog rather than each costing the daemon a goroutine and buffers.
-	limited := netutil.LimitListener(ln, d.HTTP.MaxConnections)
+	// Metrics have a listener of their own, or a route on the main one.
+	metricsOnMain := d.Metrics.Handler()
 	served := make(chan error, 2)
 	if metricsLn != nil {
-		defer metricsLn.Close()
+		metricsOnMain = nil
 		metricsSrv := newServer(d, d.Metrics.Handler(), nil)
-		defer metricsSrv.Close() // after the drain: metrics show it
+		defer metricsSrv.Close() // after the drain, so that metrics show it
 		go func() { served <- metricsSrv.Serve(metricsLn) }()
 		serving += fmt.Sprintf(", metrics on %s", metricsLn.Addr())
-	} else {
-		srv.Handler = d.App.Handler(d.Metrics.Handler())
 	}
-	go func() { served <- srv.Serve(limited) }()
+	conns := &connections{metrics: d.Metrics}
+	srv := newServer(d, d.App.Handler(metricsOnMain), conns)
+	// Past MaxConnections, Accept waits: new clients queue in the kernel's
+	// backlog rather than each costing the daemon a goroutine and buffers.
+	go func() { served <- srv.Serve(netutil.LimitListener(ln, d.HTTP.MaxConnections)) }()
 
 	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
 	// and units ordered After= this one start.

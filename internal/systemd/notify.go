@@ -132,9 +132,20 @@ func (n *Notifier) StoreFiles(name string, files ...*os.File) error {
 	if !n.Enabled() {
 		return nil
 	}
+	// The descriptor numbers, read through SyscallConn and not with f.Fd():
+	// Fd puts the descriptor into blocking mode, and a listener's dup shares
+	// that flag with the listener itself, whose accept(2) would then block
+	// where Close cannot wake it, so a graceful stop would never finish
+	// (http.Server.Shutdown waits for Serve to return).
 	fds := make([]int, len(files))
 	for i, f := range files {
-		fds[i] = int(f.Fd())
+		raw, err := f.SyscallConn()
+		if err != nil {
+			return fmt.Errorf("sd_notify %s: FDSTORE: %w", n.addr.Name, err)
+		}
+		if err := raw.Control(func(fd uintptr) { fds[i] = int(fd) }); err != nil {
+			return fmt.Errorf("sd_notify %s: FDSTORE: %w", n.addr.Name, err)
+		}
 	}
 	conn, err := net.DialUnix("unixgram", nil, n.addr)
 	if err != nil {
@@ -158,8 +169,8 @@ func (n *Notifier) StoreFiles(name string, files ...*os.File) error {
 	if sendErr != nil {
 		return fmt.Errorf("sd_notify %s: FDSTORE: %w", n.addr.Name, sendErr)
 	}
-	// The descriptors must stay open until the datagram is sent: f.Fd()
-	// does not keep f alive by itself.
+	// The descriptors must stay open until the datagram is sent: a
+	// descriptor number does not keep f alive by itself.
 	runtime.KeepAlive(files)
 	return nil
 }

@@ -186,3 +186,43 @@ func TestStoreFilesPassesTheListeningSocket(t *testing.T) {
 	}
 	server.Close()
 }
+
+// TestStoreFilesLeavesTheListenerNonBlocking: handing a copy of a listener
+// to the store must leave the listener in non-blocking mode. os.File.Fd
+// clears O_NONBLOCK, on the open file the copy shares with the listener;
+// Accept then blocks in accept(2), where Close cannot wake it, and a
+// graceful stop hangs until systemd's SIGKILL.
+func TestStoreFilesLeavesTheListenerNonBlocking(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := NewNotifier(addr).StoreFiles("http", f); err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	var flagsErr error
+	if err := raw.Control(func(fd uintptr) { flags, flagsErr = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil || flagsErr != nil {
+		t.Fatal(err, flagsErr)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Error("the listener is in blocking mode after StoreFiles: its Accept cannot be interrupted by Close")
+	}
+}
