@@ -9,7 +9,7 @@ GOBUILD := $(GO) build -buildvcs=auto -trimpath
 FUZZTIME ?= 20s
 GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: help build run test test-units test-systemd fuzz lint clean
+.PHONY: help build run test test-units test-systemd deb bench fuzz lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,12 @@ DIST ?= bookworm
 
 test-systemd: ## run the scenarios under real systemd in a container (DIST=bookworm or trixie)
 	NAME=$(NAME) DIST=$(DIST) bash test/systemd/run.sh
+
+deb: ## build the Debian package bin/$(NAME)_VERSION_ARCH.deb with nfpm (packaging/)
+	NAME=$(NAME) bash packaging/deb.sh
+
+bench: ## measure the daemon against bare baselines (docs/performance.md)
+	NAME=$(NAME) GO=$(GO) bash bench/run.sh
 
 lint: ## golangci-lint (the version pinned above) with .golangci.yml
 	$(GOLANGCI_LINT) run ./...

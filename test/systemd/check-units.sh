@@ -38,15 +38,19 @@ mkdir -p "$root/etc/systemd/system" "$root/usr/lib/systemd"
 # Targets and other units ours refer to (sockets.target, sysinit.target...).
 cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
 cp "$units"/*.service "$units"/*.socket "$root/etc/systemd/system/"
-# The drop-in uses Type=notify-reload (systemd >= 253); it is installed only
-# there, so it is only checked there.
-for d in "$units"/*.d; do
-	[[ -d $d ]] || continue
-	if systemd-analyze compare-versions "$version" ge 253; then
-		cp -r "$d" "$root/etc/systemd/system/"
-	else
-		echo "skip: ${d#"$top"/}/ needs systemd >= 253 (this is $version)"
+# A drop-in that needs a newer systemd than this one (its first line says
+# "# Needs systemd N or later.", as the package's postinst reads it) is not
+# installed here, so it is not checked here.
+for f in "$units"/*.d/*.conf; do
+	[[ -f $f ]] || continue
+	need=$(sed -n '1s/^# Needs systemd \([0-9]*\) or later\.$/\1/p' "$f")
+	if [[ -n $need ]] && ! systemd-analyze compare-versions "$version" ge "$need"; then
+		echo "skip: ${f#"$top"/} needs systemd >= $need (this is $version)"
+		continue
 	fi
+	d=${f%/*}
+	mkdir -p "$root/etc/systemd/system/${d##*/}"
+	cp "$f" "$root/etc/systemd/system/${d##*/}/"
 done
 
 # Every command the units run, at the same path inside the scratch root.

@@ -1,16 +1,26 @@
 //go:build systemd
 
 // Package systemd_test holds the scenario tests that need a real systemd as
-// PID 1: they drive the installed daemon with systemctl and HTTP and read
-// what systemd and the kernel say about it. They run inside the container
-// that run.sh boots from Dockerfile.test, never on a developer's machine:
+// PID 1: they drive the daemon, installed from its Debian package, with
+// systemctl, dpkg and HTTP, and read what systemd and the kernel say about
+// it. They run inside the container that run.sh boots from Dockerfile.test,
+// never on a developer's machine:
 //
 //	bash test/systemd/run.sh                  # all scenarios
 //	bash test/systemd/run.sh -test.run Reload # some of them
 //
-// The tests share the one daemon, so they run one after another and each
-// starts from a known state (freshStart). Waiting is always bounded polling
-// of something observable (eventually), never a sleep.
+// The tests share the one daemon, so they run one after another, in the
+// order of their files' names and then of the source, and each starts from
+// a known state (freshStart, startStandalone):
+//
+//	scenarios_test.go   the socket-activated daemon.service; its first test
+//	                    looks at the system as booted
+//	standalone_test.go  daemon-standalone.service and the FD store
+//	upgrade_test.go     the package: upgrade, remove, purge, reinstall; last,
+//	                    because removing the package stops everything
+//
+// Waiting is always bounded polling of something observable (eventually),
+// never a sleep.
 package systemd_test
 
 import (
@@ -18,6 +28,7 @@ import (
 	"bytes"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +37,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -36,9 +49,14 @@ var (
 	name    = envOr("NAME", "daemon")
 	unit    = name + ".service"
 	sockets = []string{name + ".socket", name + "-metrics.socket"}
-	// configPath is where Dockerfile.test installs the config and where
+	// standaloneUnit binds its own port and keeps it in the FD store.
+	standaloneUnit = name + "-standalone.service"
+	// configPath is where the package installs the config and where
 	// ConfigurationDirectory= points the daemon.
 	configPath = "/etc/" + name + "/config.toml"
+	// packagePath is the package run.sh installed, copied into the
+	// container for the scenarios that reinstall it.
+	packagePath = os.Getenv("PACKAGE")
 )
 
 // baseConfig is what freshStart writes unless a test needs more: debug
@@ -339,4 +357,180 @@ func exposure(t testing.TB, args ...string) (float64, string) {
 // fileUID returns the owner of a file.
 func fileUID(fi os.FileInfo) int {
 	return int(fi.Sys().(*syscall.Stat_t).Uid)
+}
+
+// systemdVersion returns the running systemd's version, 252 or 257 in the
+// harness: the first number `systemctl --version` prints.
+func systemdVersion(t testing.TB) int {
+	t.Helper()
+	out := command(t, "systemctl", "--version")
+	f := strings.Fields(out)
+	if len(f) < 2 {
+		t.Fatalf("systemctl --version: %q", out)
+	}
+	v, err := strconv.Atoi(strings.TrimFunc(f[1], func(r rune) bool { return r < '0' || r > '9' }))
+	if err != nil {
+		t.Fatalf("systemctl --version: %q: %v", out, err)
+	}
+	return v
+}
+
+// environ returns a process's environment.
+func environ(t testing.TB, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// listeningInode returns the inode of the TCP socket that listens on port
+// (IPv4 or IPv6, any address), from /proc/net/tcp{,6}, or 0 if none does.
+// The inode names the socket itself: two processes holding the same inode
+// hold the same socket, and a socket bound again has a new one.
+func listeningInode(t testing.TB, port string) uint64 {
+	t.Helper()
+	want, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		t.Fatalf("port %q: %v", port, err)
+	}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" { // 0A: TCP_LISTEN
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseUint(hexPort, 16, 16); err != nil || p != want {
+				continue
+			}
+			inode, err := strconv.ParseUint(f[9], 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", table, line, err)
+			}
+			return inode
+		}
+	}
+	return 0
+}
+
+// holdsSocket reports whether process pid has the socket with inode open.
+func holdsSocket(pid int, inode uint64) bool {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	want := fmt.Sprintf("socket:[%d]", inode)
+	for _, fd := range fds {
+		if l, err := os.Readlink(dir + "/" + fd.Name()); err == nil && l == want {
+			return true
+		}
+	}
+	return false
+}
+
+// load sends GET / without a pause from several goroutines, each request on
+// a new connection (no keep-alive), so that any moment in which nobody
+// listens on the port shows up as a refused connection. Refused connections
+// (ECONNREFUSED) are counted apart from other failures (a reset, a wrong
+// answer), because they mean different things: the first that the port was
+// closed, the second that a request the daemon had taken was lost.
+type load struct {
+	ok, refused, failed atomic.Int64
+	errs                sync.Map // error text -> true
+	stop                chan struct{}
+	wg                  sync.WaitGroup
+	once                sync.Once
+}
+
+// loadClient opens a new connection for every request.
+var loadClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func startLoad(t testing.TB, url string, workers int) *load {
+	l := &load{stop: make(chan struct{})}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := loadClient.Get(url + "/")
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "hello") {
+						err = fmt.Errorf("%d %q", resp.StatusCode, b)
+					}
+				}
+				switch {
+				case err == nil:
+					l.ok.Add(1)
+				case errors.Is(err, syscall.ECONNREFUSED):
+					l.refused.Add(1)
+				default:
+					l.failed.Add(1)
+					l.errs.Store(err.Error(), true)
+				}
+			}
+		}()
+	}
+	t.Cleanup(l.halt)
+	return l
+}
+
+// halt stops the load and waits for the requests in flight.
+func (l *load) halt() {
+	l.once.Do(func() {
+		close(l.stop)
+		l.wg.Wait()
+	})
+}
+
+// served waits until n more requests have succeeded than when it was called.
+func (l *load) served(t testing.TB, n int64, after string) {
+	t.Helper()
+	before := l.ok.Load()
+	eventually(t, 15*time.Second, "requests served after "+after, func() (bool, string) {
+		return l.ok.Load() >= before+n, fmt.Sprintf("%d served, %d refused, %d failed",
+			l.ok.Load()-before, l.refused.Load(), l.failed.Load())
+	})
+}
+
+// errorList lists the distinct errors of failed (not refused) requests.
+func (l *load) errorList() string {
+	var list []string
+	l.errs.Range(func(k, _ any) bool { list = append(list, k.(string)); return true })
+	return strings.Join(list, "\n")
+}
+
+// waitRestarted waits until unit runs again after its main process died:
+// NRestarts one more than before, a new MainPID, and active.
+func waitRestarted(t testing.TB, unit string, restarts, oldPID int, limit time.Duration) int {
+	t.Helper()
+	var pid int
+	eventually(t, limit, unit+" restarted", func() (bool, string) {
+		n := propInt(t, unit, "NRestarts")
+		pid = propInt(t, unit, "MainPID")
+		st := prop(t, unit, "ActiveState") + "/" + prop(t, unit, "SubState")
+		return n == restarts+1 && pid != 0 && pid != oldPID && st == "active/running",
+			fmt.Sprintf("NRestarts=%d (was %d) MainPID=%d (was %d) %s", n, restarts, pid, oldPID, st)
+	})
+	return pid
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Run the systemd scenario tests: boot a container with systemd as PID 1 and
-# the daemon installed from Dockerfile.test, then run the scenario test
-# binary (go test -c -tags systemd ./test/systemd) inside it, where it drives
-# the daemon with systemctl, journalctl and HTTP.
+# Run the systemd scenario tests: build the daemon's Debian package, boot a
+# container with systemd as PID 1 and the package installed (Dockerfile.test),
+# then run the scenario test binary (go test -c -tags systemd ./test/systemd)
+# inside it, where it drives the daemon with systemctl, journalctl, dpkg and
+# HTTP.
 #
 # Usage: bash test/systemd/run.sh [go test flags, e.g. -test.run Reload]
 #   NAME      binary and unit name (default: daemon)
@@ -11,13 +12,16 @@
 #             its daemon answers)
 #   BASE      base image (default: localhost/$NAME-base:$DIST, built once by
 #             base-image.sh with debootstrap and cached)
-#   BINARY    the daemon binary to install (default: built now from
-#             ./cmd/$NAME with CGO_ENABLED=0)
+#   DEB       the package to install (default: built now by
+#             packaging/deb.sh, from BINARY if set)
+#   BINARY    the daemon binary to package (default: packaging/deb.sh
+#             builds it from ./cmd/$NAME with CGO_ENABLED=0)
 #   TEST_BINARY  the scenario test binary (default: built now)
 #   DOCKERFILE   (default: Dockerfile.test)
 #   KEEP=1    leave the container running afterwards, for a look inside
 #
-# Needs: podman and runc (or docker), debootstrap, go. It installs nothing.
+# Needs: podman and runc (or docker), debootstrap, go (which fetches the
+# pinned nfpm through the module proxy). It installs nothing.
 set -euo pipefail
 
 NAME=${NAME:-daemon}
@@ -136,24 +140,23 @@ if [[ -z ${BASE:-} ]]; then
 fi
 time_base=$(since "$t")
 
-# The build context holds only what Dockerfile.test copies, laid out as in
-# the repository: a small, fast context with no .git and no stale files.
+# The build context holds only what Dockerfile.test copies, the package: a
+# small, fast context with no .git and no stale files.
 t=$(now)
 ctx=$work/context
-mkdir -p "$ctx/bin" "$ctx/deploy"
-if [[ -n ${BINARY:-} ]]; then
-	cp "$BINARY" "$ctx/bin/$NAME"
-else
-	# Static, so that the same binary runs on any DIST's C library.
-	(cd "$top" && CGO_ENABLED=0 go build -trimpath -o "$ctx/bin/$NAME" "./cmd/$NAME")
+mkdir -p "$ctx"
+if [[ -z ${DEB:-} ]]; then
+	# The same script as `make deb`; BINARY, if set, passes through.
+	DEB=$(NAME=$NAME OUT=$work/dist bash "$top/packaging/deb.sh" 2>"$work/deb.log") ||
+		{ cat "$work/deb.log" >&2; die "building the package failed"; }
 fi
-cp -r "$top/deploy/systemd" "$ctx/deploy/systemd"
-cp "$top/deploy/config.toml" "$ctx/deploy/config.toml"
+cp "$DEB" "$ctx/$NAME.deb"
 if [[ -z ${TEST_BINARY:-} ]]; then
 	TEST_BINARY=$work/scenarios.test
 	(cd "$top" && CGO_ENABLED=0 go test -c -tags systemd -o "$TEST_BINARY" ./test/systemd)
 fi
 time_go=$(since "$t")
+log "package: ${DEB##*/}"
 
 t=$(now)
 image=localhost/$NAME-systemd-test:$DIST
@@ -203,8 +206,11 @@ fi
 # --- Scenarios -----------------------------------------------------------------
 t=$(now)
 "$ENGINE" cp "$TEST_BINARY" "$container:/usr/local/bin/$NAME-scenarios"
+# The package again, for the scenarios that upgrade, remove and reinstall it.
+"$ENGINE" cp "$ctx/$NAME.deb" "$container:/var/cache/$NAME-scenarios.deb"
 rc=0
-ctr env NAME="$NAME" "/usr/local/bin/$NAME-scenarios" -test.v -test.timeout=10m "$@" |
+ctr env NAME="$NAME" PACKAGE="/var/cache/$NAME-scenarios.deb" \
+	"/usr/local/bin/$NAME-scenarios" -test.v -test.timeout=10m "$@" |
 	tee "$work/scenarios.log" || rc=$?
 time_scenarios=$(since "$t")
 passed=$(grep -c '^--- PASS' "$work/scenarios.log" || true)
@@ -213,10 +219,10 @@ skipped=$(grep -c '^--- SKIP' "$work/scenarios.log" || true)
 
 if ((rc != 0)); then
 	log "scenarios failed; the daemon's units and journal follow"
-	ctr systemctl status --no-pager --lines=0 "$NAME.socket" "$NAME-metrics.socket" "$NAME.service" || true
-	ctr journalctl --no-pager -b -u "$NAME.service" -u "$NAME.socket" -u "$NAME-metrics.socket" | tail -n 300 || true
+	ctr systemctl status --no-pager --lines=0 "$NAME.socket" "$NAME-metrics.socket" "$NAME.service" "$NAME-standalone.service" || true
+	ctr journalctl --no-pager -b -u "$NAME.service" -u "$NAME.socket" -u "$NAME-metrics.socket" -u "$NAME-standalone.service" | tail -n 300 || true
 fi
 # One summary line in the form CI reads: "word: N passed, N failed".
 echo "systemd: $passed passed, $failed failed, $skipped skipped"
-log "timing: base image ${time_base}s, go build ${time_go}s, test image ${time_image}s, boot ${time_boot}s, scenarios ${time_scenarios}s, total $(since "$start_all")s ($ENGINE, $DIST)"
+log "timing: base image ${time_base}s, go build and package ${time_go}s, test image ${time_image}s, boot ${time_boot}s, scenarios ${time_scenarios}s, total $(since "$start_all")s ($ENGINE, $DIST)"
 exit "$rc"
