@@ -1,0 +1,450 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// row is one line of the result table.
+type row struct {
+	measure            string
+	daemon, a, b       string
+	ratio, goal, state string
+}
+
+// measureStart: time to ready, from execve(2) to the READY=1 datagram, for
+// the daemon and both baselines, alternating, on all CPUs (as under
+// systemd), with the same listening socket passed to each.
+func (b *bench) measureStart() error {
+	ln, _, err := tcpListener()
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	servers := []*server{b.daemon, b.bareDeps, b.bare}
+	ready := map[*server][]time.Duration{}
+	var starting []time.Duration // the daemon's STATUS=Starting
+	for round := range b.opts.warmStarts + b.opts.starts {
+		for _, s := range rotate(servers, round) {
+			p, err := b.start(s, ln, "all")
+			if err != nil {
+				return err
+			}
+			if err := p.stop(); err != nil {
+				return fmt.Errorf("%w%s", err, b.logTail(s))
+			}
+			if round < b.opts.warmStarts {
+				continue
+			}
+			ready[s] = append(ready[s], p.ready.sent.Sub(p.execAt))
+			if s == b.daemon {
+				for _, d := range p.before {
+					if strings.HasPrefix(d.text, "STATUS=Starting") {
+						starting = append(starting, d.sent.Sub(p.execAt))
+					}
+				}
+			}
+		}
+	}
+	d, a, bb := median(ready[b.daemon]), median(ready[b.bare]), median(ready[b.bareDeps])
+	n := len(ready[b.daemon])
+	ra, rb := pairedRatio(ready[b.daemon], ready[b.bare]), pairedRatio(ready[b.daemon], ready[b.bareDeps])
+	b.rows = append(b.rows,
+		row{measure: fmt.Sprintf("time to ready, exec → READY=1 (median of %d)", n),
+			daemon: ms(d), a: ms(a), b: ms(bb),
+			ratio: fmt.Sprintf("%.2f× (a)", ra)},
+		row{measure: "  the same, against bare+deps (b)",
+			ratio: fmt.Sprintf("%.2f× (b)", rb), goal: "≤ 1.25× (b)", state: metIf(round2(rb) <= 1.25)},
+	)
+	b.note("time to ready, p10–p90: daemon %s–%s, bare %s–%s, bare+deps %s–%s",
+		ms(pct(ready[b.daemon], 10)), ms(pct(ready[b.daemon], 90)),
+		ms(pct(ready[b.bare], 10)), ms(pct(ready[b.bare], 90)),
+		ms(pct(ready[b.bareDeps], 10)), ms(pct(ready[b.bareDeps], 90)))
+	if len(starting) > 0 {
+		s := median(starting)
+		b.note("daemon: exec → STATUS=Starting (flags, config, logger, metrics, state, socket taken) %s, then → READY=1 %s (medians)",
+			ms(s), ms(d-s))
+	}
+	b.note("what linking the dependencies costs, bare+deps against bare: %s (%.2f×)", ms(bb-a), pairedRatio(ready[b.bareDeps], ready[b.bare]))
+	return nil
+}
+
+// measureReload: SIGHUP → RELOADING=1 → READY=1, the daemon and bare (a)
+// alternating, both running at once on all CPUs.
+func (b *bench) measureReload() error {
+	servers := []*server{b.daemon, b.bare}
+	procs := map[*server]*process{}
+	for _, s := range servers {
+		ln, _, err := tcpListener()
+		if err != nil {
+			return err
+		}
+		p, err := b.start(s, ln, "all")
+		ln.Close()
+		if err != nil {
+			return err
+		}
+		procs[s] = p
+	}
+	total := map[*server][]time.Duration{}
+	first := map[*server][]time.Duration{}
+	const warm = 10
+	for i := range warm + b.opts.reloads {
+		for _, s := range rotate(servers, i) {
+			p := procs[s]
+			sent := time.Now()
+			if err := syscall.Kill(p.pid, syscall.SIGHUP); err != nil {
+				return err
+			}
+			reloading, _, err := b.notify.next(p.pid, "RELOADING=1", 5*time.Second, p.done)
+			if err != nil {
+				return fmt.Errorf("%s: %w%s", s.name, err, b.logTail(s))
+			}
+			ready, _, err := b.notify.next(p.pid, "READY=1", 5*time.Second, p.done)
+			if err != nil {
+				return fmt.Errorf("%s: %w%s", s.name, err, b.logTail(s))
+			}
+			if i >= warm {
+				total[s] = append(total[s], ready.sent.Sub(sent))
+				first[s] = append(first[s], reloading.sent.Sub(sent))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for _, s := range servers {
+		if err := procs[s].stop(); err != nil {
+			return fmt.Errorf("%w%s", err, b.logTail(s))
+		}
+	}
+	d, a := median(total[b.daemon]), median(total[b.bare])
+	b.rows = append(b.rows, row{
+		measure: fmt.Sprintf("reload, SIGHUP → READY=1 (median of %d)", len(total[b.daemon])),
+		daemon:  ms(d), a: ms(a), ratio: fmt.Sprintf("%.2f× (a)", pairedRatio(total[b.daemon], total[b.bare])),
+		goal: "< 1 ms", state: metIf(d < time.Millisecond),
+	})
+	b.note("reload, daemon: SIGHUP → RELOADING=1 %s, RELOADING=1 → READY=1 %s (medians); p90 SIGHUP → READY=1 %s",
+		ms(median(first[b.daemon])), ms(d-median(first[b.daemon])), ms(pct(total[b.daemon], 90)))
+	return nil
+}
+
+// measureHTTP: GET / under wrk, the daemon against bare (a), alternating
+// runs, each server pinned to the server CPU and wrk to the client CPU.
+func (b *bench) measureHTTP() error {
+	servers := []*server{b.daemon, b.bare}
+	procs := map[*server]*process{}
+	urls := map[*server]string{}
+	defer func() {
+		for _, p := range procs {
+			p.kill()
+		}
+	}()
+	for _, s := range servers {
+		ln, url, err := tcpListener()
+		if err != nil {
+			return err
+		}
+		p, err := b.start(s, ln, b.opts.serverCPU)
+		ln.Close()
+		if err != nil {
+			return err
+		}
+		procs[s], urls[s] = p, url
+	}
+	if err := b.sameAnswer(urls[b.daemon], urls[b.bare]); err != nil {
+		return err
+	}
+	// Warm up: fill the connection and buffer pools, let the runtime's
+	// heap grow to its working size.
+	for _, s := range servers {
+		if _, err := b.wrk(procs[s], urls[s], 2*time.Second); err != nil {
+			return err
+		}
+	}
+	results := map[*server][]wrkResult{}
+	for round := range b.opts.rounds {
+		for _, s := range rotate(servers, round) {
+			r, err := b.wrk(procs[s], urls[s], b.opts.duration)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			results[s] = append(results[s], r)
+		}
+	}
+	all := map[*server][]wrkResult{}
+	maps.Copy(all, results)
+	// A run during which other processes wanted the CPUs says more about
+	// them than about the server. When enough pairs of runs were quiet,
+	// the ratios come from those alone.
+	const quietBelow = 0.05
+	var quiet []int
+	for i := range b.opts.rounds {
+		if results[b.daemon][i].busy < quietBelow && results[b.bare][i].busy < quietBelow {
+			quiet = append(quiet, i)
+		}
+	}
+	pairs := "all pairs of runs"
+	if len(quiet) >= 3 {
+		pairs = fmt.Sprintf("the %d of %d pairs of runs during which other processes waited for a CPU less than %.0f%% of the time", len(quiet), b.opts.rounds, quietBelow*100)
+		for _, s := range servers {
+			var rs []wrkResult
+			for _, i := range quiet {
+				rs = append(rs, results[s][i])
+			}
+			results[s] = rs
+		}
+	} else {
+		pairs += fmt.Sprintf(" (only %d of %d were quiet: the machine was busy, take the ratios with salt or run again)", len(quiet), b.opts.rounds)
+	}
+	b.note("GET / medians and ratios from %s", pairs)
+	field := func(s *server, f func(wrkResult) float64) []float64 {
+		var xs []float64
+		for _, r := range results[s] {
+			xs = append(xs, f(r))
+		}
+		return xs
+	}
+	rps := func(r wrkResult) float64 { return r.rps }
+	p50 := func(r wrkResult) float64 { return float64(r.p50) }
+	p99 := func(r wrkResult) float64 { return float64(r.p99) }
+	cpu := func(r wrkResult) float64 { return float64(r.cpu) / float64(r.requests) }
+	dc, ac := field(b.daemon, cpu), field(b.bare, cpu)
+	dr, ar := field(b.daemon, rps), field(b.bare, rps)
+	d50, a50 := field(b.daemon, p50), field(b.bare, p50)
+	d99, a99 := field(b.daemon, p99), field(b.bare, p99)
+	rr, r50, r99 := pairedRatio(dr, ar), pairedRatio(d50, a50), pairedRatio(d99, a99)
+	b.rows = append(b.rows,
+		row{measure: fmt.Sprintf("GET / throughput, req/s (median of %d × %s, %d conns)", b.opts.rounds, b.opts.duration, b.opts.conns),
+			daemon: fmt.Sprintf("%.0f", medianF(dr)), a: fmt.Sprintf("%.0f", medianF(ar)),
+			ratio: fmt.Sprintf("%.2f× (a)", rr), goal: "≥ 0.90× (a)", state: metIf(round2(rr) >= 0.9)},
+		row{measure: "GET / latency p50",
+			daemon: ms(time.Duration(medianF(d50))), a: ms(time.Duration(medianF(a50))),
+			ratio: fmt.Sprintf("%.2f× (a)", r50)},
+		row{measure: "GET / latency p99",
+			daemon: ms(time.Duration(medianF(d99))), a: ms(time.Duration(medianF(a99))),
+			ratio: fmt.Sprintf("%.2f× (a)", r99), goal: "≤ 1.20× (a)", state: metIf(round2(r99) <= 1.2)},
+		row{measure: "GET / server CPU time per request",
+			daemon: us(medianF(dc)), a: us(medianF(ac)),
+			ratio: fmt.Sprintf("%.2f× (a)", pairedRatio(dc, ac))},
+	)
+	var runs []string
+	for _, s := range servers {
+		var xs []string
+		for _, r := range all[s] {
+			xs = append(xs, fmt.Sprintf("%.0f (%.0f%%)", r.rps, r.busy*100))
+		}
+		runs = append(runs, s.name+" "+strings.Join(xs, " "))
+	}
+	b.note("wrk runs in order, req/s (share of the run other processes waited for a CPU): %s", strings.Join(runs, "; "))
+	for _, s := range servers {
+		if m, err := procs[s].memory(); err == nil {
+			b.note("RSS after the wrk runs (warm-up + %d × %s): %s %s", b.opts.rounds, b.opts.duration, s.name, mib(m.rss))
+		}
+	}
+	for _, s := range servers {
+		p := procs[s]
+		delete(procs, s)
+		if err := p.stop(); err != nil {
+			return fmt.Errorf("%w%s", err, b.logTail(s))
+		}
+	}
+	return nil
+}
+
+// sameAnswer checks that the daemon and the baseline answer GET / alike,
+// but for the Date: the same status, headers and bytes.
+func (b *bench) sameAnswer(daemonURL, bareURL string) error {
+	get := func(url string) (string, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", err
+		}
+		var hs []string
+		for k, v := range resp.Header {
+			if k != "Date" {
+				hs = append(hs, k+": "+strings.Join(v, ", "))
+			}
+		}
+		sort.Strings(hs)
+		return fmt.Sprintf("%s\n%s\n\n%q", resp.Status, strings.Join(hs, "\n"), body), nil
+	}
+	d, err := get(daemonURL)
+	if err != nil {
+		return err
+	}
+	a, err := get(bareURL)
+	if err != nil {
+		return err
+	}
+	if d != a {
+		b.note("WARNING: the daemon and the bare server answer GET / differently:\n--- daemon\n%s\n--- bare\n%s", d, a)
+	}
+	return nil
+}
+
+// measureMemory: RSS right after READY=1 and after a fixed number of
+// requests, on fresh processes pinned like the HTTP runs.
+func (b *bench) measureMemory() error {
+	servers := []*server{b.daemon, b.bareDeps, b.bare}
+	type reading struct{ rss, anon, file []float64 }
+	atStart := map[*server]*reading{}
+	afterLoad := map[*server]*reading{}
+	for _, s := range servers {
+		atStart[s], afterLoad[s] = &reading{}, &reading{}
+	}
+	read := func(p *process, r *reading) error {
+		m, err := p.memory()
+		if err != nil {
+			return err
+		}
+		r.rss = append(r.rss, float64(m.rss))
+		r.anon = append(r.anon, float64(m.anon))
+		r.file = append(r.file, float64(m.file))
+		return nil
+	}
+	for round := range b.opts.memRounds {
+		for _, s := range rotate(servers, round) {
+			ln, url, err := tcpListener()
+			if err != nil {
+				return err
+			}
+			p, err := b.start(s, ln, b.opts.serverCPU)
+			ln.Close()
+			if err != nil {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond)
+			if err := read(p, atStart[s]); err != nil {
+				p.kill()
+				return err
+			}
+			if err := load(url, b.opts.requests, b.opts.conns); err != nil {
+				p.kill()
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			if err := read(p, afterLoad[s]); err != nil {
+				p.kill()
+				return err
+			}
+			if err := p.stop(); err != nil {
+				return fmt.Errorf("%w%s", err, b.logTail(s))
+			}
+		}
+	}
+	for _, m := range []struct {
+		name string
+		mem  map[*server]*reading
+	}{
+		{"RSS after start", atStart},
+		{fmt.Sprintf("RSS after %d requests", b.opts.requests), afterLoad},
+	} {
+		d, a, bb := medianF(m.mem[b.daemon].rss), medianF(m.mem[b.bare].rss), medianF(m.mem[b.bareDeps].rss)
+		b.rows = append(b.rows, row{
+			measure: fmt.Sprintf("%s, VmRSS (median of %d)", m.name, b.opts.memRounds),
+			daemon:  mib(int64(d)), a: mib(int64(a)), b: mib(int64(bb)),
+			ratio: fmt.Sprintf("%.2f× (a), %.2f× (b)", d/a, d/bb), goal: "≤ 1.50× (a)", state: metIf(round2(d/a) <= 1.5),
+		})
+		var parts []string
+		for _, s := range servers {
+			parts = append(parts, fmt.Sprintf("%s %s + %s", s.name,
+				mib(int64(medianF(m.mem[s].anon))), mib(int64(medianF(m.mem[s].file)))))
+		}
+		b.note("%s, RssAnon (heap, stacks) + RssFile (pages of the binary, shared page cache): %s", m.name, strings.Join(parts, "; "))
+	}
+	return nil
+}
+
+func (b *bench) printTable(w io.Writer) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "measure\tdaemon\tbare (a)\tbare+deps (b)\tratio\tgoal\t")
+	for _, r := range b.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.measure, dash(r.daemon), dash(r.a), dash(r.b), dash(r.ratio), r.goal, r.state)
+	}
+	tw.Flush()
+	if len(b.notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range b.notes {
+			fmt.Fprintln(w, "- "+n)
+		}
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+// round2 rounds a ratio as the table shows it, so that the verdict agrees
+// with the number printed beside it.
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+func metIf(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+func median(ds []time.Duration) time.Duration { return pct(ds, 50) }
+
+// pct is the p-th percentile, by the nearest rank.
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if p == 50 && len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	i := (p*len(s)+99)/100 - 1
+	return s[max(i, 0)]
+}
+
+func medianF(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
+
+func us(ns float64) string { return fmt.Sprintf("%.2f µs", ns/1e3) }
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// pairedRatio is the median of x[i]/y[i]: the ratio of two servers
+// measured back to back, round after round. Pairing cancels the drift of a
+// shared machine's load, which a ratio of two medians would not.
+func pairedRatio[T time.Duration | float64](x, y []T) float64 {
+	var rs []float64
+	for i := range min(len(x), len(y)) {
+		if y[i] != 0 {
+			rs = append(rs, float64(x[i])/float64(y[i]))
+		}
+	}
+	return medianF(rs)
+}

@@ -1,0 +1,115 @@
+// Package bare is the baseline the daemon is measured against: the least a
+// socket-activated HTTP service under systemd does. It takes the listening
+// socket systemd passes as file descriptor 3, serves GET / with the bytes
+// the daemon answers, says READY=1, answers SIGHUP with RELOADING=1 and
+// READY=1, and exits on SIGTERM.
+//
+// It uses the standard library alone, and nothing the daemon adds: no
+// configuration, no metrics, no logger, no connection tracking, no server
+// timeouts. What the daemon measures beyond it is the price of those.
+package bare
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Greeting is what GET / answers, the daemon's default greeting.
+const Greeting = "Hello from daemon!\n"
+
+// Main runs the baseline until SIGTERM or SIGINT.
+func Main() {
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "bare: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	// sd_listen_fds(3), reduced to what the benchmark passes: one socket,
+	// file descriptor 3, meant for this process.
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) || os.Getenv("LISTEN_FDS") != "1" {
+		return errors.New("want one socket passed in: LISTEN_FDS=1 and LISTEN_PID=<this pid>")
+	}
+	f := os.NewFile(3, os.Getenv("LISTEN_FDNAMES"))
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("socket activation: %w", err)
+	}
+	notifySocket := os.Getenv("NOTIFY_SOCKET")
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, Greeting)
+	})
+	srv := &http.Server{Handler: mux}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	if err := notify(notifySocket, "READY=1"); err != nil {
+		return err
+	}
+	for {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				if err := notify(notifySocket, "RELOADING=1\nMONOTONIC_USEC="+strconv.FormatInt(monotonicUsec(), 10)); err != nil {
+					return err
+				}
+				if err := notify(notifySocket, "READY=1"); err != nil {
+					return err
+				}
+				continue
+			}
+		case err := <-served:
+			return err
+		}
+		break
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}
+
+// notify sends one sd_notify(3) datagram the way the daemon does: a fresh
+// connection per message.
+func notify(socket, msg string) error {
+	if socket == "" {
+		return nil
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: socket, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("sd_notify: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		return fmt.Errorf("sd_notify: %w", err)
+	}
+	return nil
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, for MONOTONIC_USEC=;
+// the syscall package has no clock_gettime of its own.
+func monotonicUsec() int64 {
+	var ts syscall.Timespec
+	const clockMonotonic = 1
+	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
+		return 0 // cannot fail for CLOCK_MONOTONIC; systemd ignores a 0
+	}
+	return ts.Sec*1e6 + ts.Nsec/1e3
+}
