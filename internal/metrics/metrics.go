@@ -141,11 +141,7 @@ func (m *Metrics) Handler() http.Handler {
 // Instrument counts and times the requests h serves under the route
 // pattern (a http.ServeMux pattern such as "GET /notes/{name}").
 func (m *Metrics) Instrument(pattern string, h http.Handler) http.Handler {
-	route := pattern
-	if _, path, ok := strings.Cut(pattern, " "); ok {
-		route = path // the method has a label of its own
-	}
-	labels := prometheus.Labels{"route": route}
+	labels := prometheus.Labels{"route": routeLabel(pattern)}
 	return promhttp.InstrumentHandlerInFlight(m.inFlight,
 		promhttp.InstrumentHandlerDuration(m.duration.MustCurryWith(labels),
 			promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(labels), h)))
@@ -153,10 +149,16 @@ func (m *Metrics) Instrument(pattern string, h http.Handler) http.Handler {
 
 // Panicked counts a panic recovered on route.
 func (m *Metrics) Panicked(route string) {
-	if _, path, ok := strings.Cut(route, " "); ok {
-		route = path
+	m.panics.WithLabelValues(routeLabel(route)).Inc()
+}
+
+// routeLabel is the path of a ServeMux pattern such as "GET /notes/{name}":
+// the method has a label of its own.
+func routeLabel(pattern string) string {
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		return path
 	}
-	m.panics.WithLabelValues(route).Inc()
+	return pattern
 }
 
 // SetReady records readiness.

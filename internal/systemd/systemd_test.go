@@ -124,26 +124,7 @@ func TestTakeRefusesTwoSocketsOfOneName(t *testing.T) {
 }
 
 func TestStoreFilesPassesTheListeningSocket(t *testing.T) {
-	addr := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-
-	if err := NewNotifier(addr).StoreFiles("http", f); err != nil {
-		t.Fatal(err)
-	}
+	conn, ln := storeListener(t)
 
 	// Receive as systemd does: the message, and the descriptor in the
 	// ancillary data.
@@ -193,27 +174,9 @@ func TestStoreFilesPassesTheListeningSocket(t *testing.T) {
 // Accept then blocks in accept(2), where Close cannot wake it, and a
 // graceful stop hangs until systemd's SIGKILL.
 func TestStoreFilesLeavesTheListenerNonBlocking(t *testing.T) {
-	addr := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := NewNotifier(addr).StoreFiles("http", f); err != nil {
-		t.Fatal(err)
-	}
+	_, ln := storeListener(t)
 
-	raw, err := ln.(*net.TCPListener).SyscallConn()
+	raw, err := ln.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,4 +188,31 @@ func TestStoreFilesLeavesTheListenerNonBlocking(t *testing.T) {
 	if flags&unix.O_NONBLOCK == 0 {
 		t.Error("the listener is in blocking mode after StoreFiles: its Accept cannot be interrupted by Close")
 	}
+}
+
+// storeListener opens a notify socket and a TCP listener, and hands a copy
+// of the listener to the store through that socket.
+func storeListener(t *testing.T) (*net.UnixConn, *net.TCPListener) {
+	t.Helper()
+	addr := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := l.(*net.TCPListener)
+	t.Cleanup(func() { ln.Close() })
+	f, err := ln.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := NewNotifier(addr).StoreFiles("http", f); err != nil {
+		t.Fatal(err)
+	}
+	return conn, ln
 }
