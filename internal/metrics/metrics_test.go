@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -65,6 +66,96 @@ func TestPromtoolAcceptsTheScrape(t *testing.T) {
 			t.Errorf("scrape lacks %q", want)
 		}
 	}
+}
+
+// TestInstrumentRecordsWhatPromhttpWould serves the same requests through
+// Instrument and through promhttp's three wrappers, each on a registry of
+// its own, and compares the series: same label values (methods promhttp does
+// not know become "unknown", a handler that writes nothing counts as 200),
+// same counts, also when a route's method and code change from request to
+// request.
+func TestInstrumentRecordsWhatPromhttpWould(t *testing.T) {
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("answer") {
+		case "nothing":
+		case "flush":
+			io.WriteString(w, "part")
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				t.Errorf("flush through the wrapper: %v", err)
+			}
+		case "404":
+			http.NotFound(w, r)
+		case "204":
+			w.WriteHeader(http.StatusNoContent)
+		case "418":
+			w.WriteHeader(http.StatusTeapot)
+		default:
+			io.WriteString(w, "hello")
+		}
+	}
+	requests := []struct{ method, query string }{
+		{"GET", ""}, {"GET", ""}, {"HEAD", ""}, {"GET", "answer=404"}, {"GET", ""},
+		{"PUT", "answer=204"}, {"PUT", "answer=204"}, {"GET", "answer=nothing"},
+		{"BREW", ""}, {"PROPFIND", "answer=418"}, {"POST", "answer=flush"},
+		{"get", ""}, {"DELETE", "answer=418"}, {"GET", ""},
+	}
+	serve := func(h http.Handler) {
+		for _, req := range requests {
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(req.method, "/notes/x?"+req.query, nil))
+		}
+	}
+	ours := New(prometheus.NewRegistry(), Build{})
+	serve(ours.Instrument("GET /notes/{name}", http.HandlerFunc(handler)))
+
+	theirs := New(prometheus.NewRegistry(), Build{})
+	route := prometheus.Labels{"route": "/notes/{name}"}
+	serve(promhttp.InstrumentHandlerInFlight(theirs.inFlight,
+		promhttp.InstrumentHandlerDuration(theirs.duration.MustCurryWith(route),
+			promhttp.InstrumentHandlerCounter(theirs.requests.MustCurryWith(route), http.HandlerFunc(handler)))))
+
+	got, want := requestSeries(t, ours), requestSeries(t, theirs)
+	if got != want {
+		t.Errorf("Instrument recorded\n%s\npromhttp records\n%s", got, want)
+	}
+	if !strings.Contains(got, `method="unknown"`) || !strings.Contains(got, `code="418"`) {
+		t.Errorf("the requests did not reach every label value:\n%s", got)
+	}
+}
+
+// TestInstrumentCountsTheCodeSent checks the one place where Instrument and
+// promhttp differ: after a superfluous second WriteHeader, net/http has
+// sent the first code, and that is the one counted (promhttp counts the
+// last).
+func TestInstrumentCountsTheCodeSent(t *testing.T) {
+	m := New(prometheus.NewRegistry(), Build{})
+	h := m.Instrument("GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.WriteHeader(http.StatusOK)
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("/{$}", "get", "503")); rec.Code != 503 || got != 1 {
+		t.Errorf("sent %d; counted %v under code 503, want 1:\n%s", rec.Code, got, requestSeries(t, m))
+	}
+}
+
+// requestSeries are the request counts and duration counts in m's scrape.
+func requestSeries(t *testing.T, m *Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	var lines []string
+	for line := range strings.Lines(rec.Body.String()) {
+		if strings.HasPrefix(line, "daemon_http_requests_total{") ||
+			strings.HasPrefix(line, "daemon_http_request_duration_seconds_count{") ||
+			strings.HasPrefix(line, "daemon_http_requests_in_flight ") {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) == 0 {
+		t.Fatalf("no request series in the scrape:\n%s", rec.Body.String())
+	}
+	return strings.Join(lines, "")
 }
 
 // BenchmarkInstrumentOverhead measures what the HTTP metrics add to one
