@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"example.com/daemon/internal/config"
 )
 
 type options struct {
@@ -49,8 +51,11 @@ type bench struct {
 	daemon   *server
 	bare     *server
 	bareDeps *server
-	rows     []row
-	notes    []string
+	// bare (a) with the daemon's server timeouts, to tell their price from
+	// the rest of the daemon's in the GET / runs.
+	bareTimeouts *server
+	rows         []row
+	notes        []string
 }
 
 func main() {
@@ -123,6 +128,18 @@ func run(o options) error {
 	b.daemon = &server{name: "daemon", path: o.daemon, args: []string{"-state-dir", filepath.Join(dir, "state")}}
 	b.bare = &server{name: "bare (a)", path: o.bare}
 	b.bareDeps = &server{name: "bare+deps (b)", path: o.bareDeps}
+	cfg := config.Default()
+	if o.config != "" {
+		if cfg, err = config.Load(o.config); err != nil {
+			return err
+		}
+	}
+	b.bareTimeouts = &server{name: "bare+timeouts (a+t)", path: o.bare, env: []string{
+		"BARE_READ_HEADER_TIMEOUT=" + cfg.HTTP.ReadHeaderTimeout.String(),
+		"BARE_READ_TIMEOUT=" + cfg.HTTP.ReadTimeout.String(),
+		"BARE_WRITE_TIMEOUT=" + cfg.HTTP.WriteTimeout.String(),
+		"BARE_IDLE_TIMEOUT=" + cfg.HTTP.IdleTimeout.String(),
+	}}
 
 	fmt.Print(machine(o))
 	for _, phase := range strings.Split(o.phases, ",") {

@@ -139,7 +139,7 @@ func (b *bench) measureReload() error {
 // measureHTTP: GET / under wrk, the daemon against bare (a), alternating
 // runs, each server pinned to the server CPU and wrk to the client CPU.
 func (b *bench) measureHTTP() error {
-	servers := []*server{b.daemon, b.bare}
+	servers := []*server{b.daemon, b.bare, b.bareTimeouts}
 	procs := map[*server]*process{}
 	urls := map[*server]string{}
 	defer func() {
@@ -159,8 +159,10 @@ func (b *bench) measureHTTP() error {
 		}
 		procs[s], urls[s] = p, url
 	}
-	if err := b.sameAnswer(urls[b.daemon], urls[b.bare]); err != nil {
-		return err
+	for _, s := range servers[1:] {
+		if err := b.sameAnswer(urls[b.daemon], urls[s]); err != nil {
+			return err
+		}
 	}
 	// Warm up: fill the connection and buffer pools, let the runtime's
 	// heap grow to its working size.
@@ -182,18 +184,18 @@ func (b *bench) measureHTTP() error {
 	all := map[*server][]wrkResult{}
 	maps.Copy(all, results)
 	// A run during which other processes wanted the CPUs says more about
-	// them than about the server. When enough pairs of runs were quiet,
+	// them than about the server. When enough rounds of runs were quiet,
 	// the ratios come from those alone.
 	const quietBelow = 0.05
 	var quiet []int
 	for i := range b.opts.rounds {
-		if results[b.daemon][i].busy < quietBelow && results[b.bare][i].busy < quietBelow {
+		if !slices.ContainsFunc(servers, func(s *server) bool { return results[s][i].busy >= quietBelow }) {
 			quiet = append(quiet, i)
 		}
 	}
-	pairs := "all pairs of runs"
+	pairs := "all rounds of runs"
 	if len(quiet) >= 3 {
-		pairs = fmt.Sprintf("the %d of %d pairs of runs during which other processes waited for a CPU less than %.0f%% of the time", len(quiet), b.opts.rounds, quietBelow*100)
+		pairs = fmt.Sprintf("the %d of %d rounds of runs during which other processes waited for a CPU less than %.0f%% of the time", len(quiet), b.opts.rounds, quietBelow*100)
 		for _, s := range servers {
 			var rs []wrkResult
 			for _, i := range quiet {
@@ -221,6 +223,7 @@ func (b *bench) measureHTTP() error {
 	d50, a50 := field(b.daemon, p50), field(b.bare, p50)
 	d99, a99 := field(b.daemon, p99), field(b.bare, p99)
 	rr, r50, r99 := pairedRatio(dr, ar), pairedRatio(d50, a50), pairedRatio(d99, a99)
+	tc, tr, t99 := field(b.bareTimeouts, cpu), field(b.bareTimeouts, rps), field(b.bareTimeouts, p99)
 	b.rows = append(b.rows,
 		row{measure: fmt.Sprintf("GET / throughput, req/s (median of %d × %s, %d conns)", b.opts.rounds, b.opts.duration, b.opts.conns),
 			daemon: fmt.Sprintf("%.0f", medianF(dr)), a: fmt.Sprintf("%.0f", medianF(ar)),
@@ -235,6 +238,11 @@ func (b *bench) measureHTTP() error {
 			daemon: us(medianF(dc)), a: us(medianF(ac)),
 			ratio: fmt.Sprintf("%.2f× (a)", pairedRatio(dc, ac))},
 	)
+	b.note("the server timeouts alone: %s %.0f req/s, p99 %s, CPU per request %s; against bare (a) %.2f× throughput, %.2f× p99, %.2f× CPU per request. "+
+		"The daemon against it: %.2f× throughput, %.2f× p99, %.2f× CPU per request",
+		b.bareTimeouts.name, medianF(tr), ms(time.Duration(medianF(t99))), us(medianF(tc)),
+		pairedRatio(tr, ar), pairedRatio(t99, a99), pairedRatio(tc, ac),
+		pairedRatio(dr, tr), pairedRatio(d99, t99), pairedRatio(dc, tc))
 	var runs []string
 	for _, s := range servers {
 		var xs []string

@@ -19,6 +19,7 @@ type server struct {
 	name string   // as the table shows it
 	path string   // the binary
 	args []string // its arguments
+	env  []string // its environment, besides what every server gets
 }
 
 // A running server.
@@ -114,7 +115,7 @@ func (b *bench) start(s *server, ln *os.File, cpus string) (*process, error) {
 		return nil, err
 	}
 	cmd := exec.Command(self, append([]string{"exec", cpus, s.path}, s.args...)...)
-	cmd.Env = append(b.env(),
+	cmd.Env = append(append(b.env(), s.env...),
 		"NOTIFY_SOCKET="+b.notify.addr,
 		"LISTEN_FDS=1",
 		"LISTEN_FDNAMES=http",

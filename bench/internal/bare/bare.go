@@ -7,6 +7,11 @@
 // It uses the standard library alone, and nothing the daemon adds: no
 // configuration, no metrics, no logger, no connection tracking, no server
 // timeouts. What the daemon measures beyond it is the price of those.
+//
+// The timeouts alone can be added, to tell their price from the rest:
+// BARE_READ_HEADER_TIMEOUT, BARE_READ_TIMEOUT, BARE_WRITE_TIMEOUT and
+// BARE_IDLE_TIMEOUT set the http.Server fields of those names (the bench
+// driver passes the daemon's values).
 package bare
 
 import (
@@ -58,6 +63,18 @@ func run() error {
 		io.WriteString(w, Greeting)
 	})
 	srv := &http.Server{Handler: mux}
+	for name, field := range map[string]*time.Duration{
+		"BARE_READ_HEADER_TIMEOUT": &srv.ReadHeaderTimeout,
+		"BARE_READ_TIMEOUT":        &srv.ReadTimeout,
+		"BARE_WRITE_TIMEOUT":       &srv.WriteTimeout,
+		"BARE_IDLE_TIMEOUT":        &srv.IdleTimeout,
+	} {
+		if v := os.Getenv(name); v != "" {
+			if *field, err = time.ParseDuration(v); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
