@@ -7,6 +7,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -135,19 +136,21 @@ func Run(ctx context.Context, d Daemon) error {
 	// is accepted and served, including one made the instant READY=1 arrives.
 	// Metrics have a listener of their own, or a route on the main one.
 	metricsOnMain := d.Metrics.Handler()
-	served := make(chan error, 2)
+	metricsServed := make(chan error, 1)
 	if metricsLn != nil {
 		metricsOnMain = nil
 		metricsSrv := newServer(d, d.Metrics.Handler(), nil)
 		defer metricsSrv.Close() // after the drain, so that metrics show it
-		go func() { served <- metricsSrv.Serve(metricsLn) }()
+		go func() { metricsServed <- metricsSrv.Serve(metricsLn) }()
 		serving += fmt.Sprintf(", metrics on %s", metricsLn.Addr())
 	}
 	conns := &connections{metrics: d.Metrics}
 	srv := newServer(d, d.App.Handler(metricsOnMain), conns)
 	// Past MaxConnections, Accept waits: new clients queue in the kernel's
 	// backlog rather than each costing the daemon a goroutine and buffers.
-	go func() { served <- srv.Serve(netutil.LimitListener(ln, d.HTTP.MaxConnections)) }()
+	accepting := netutil.LimitListener(ln, d.HTTP.MaxConnections)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(accepting) }()
 
 	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
 	// and units ordered After= this one start.
@@ -178,6 +181,8 @@ func Run(ctx context.Context, d Daemon) error {
 			log.Info("stop requested", "cause", context.Cause(ctx).Error())
 		case err := <-served:
 			return fmt.Errorf("serve: %w", err)
+		case err := <-metricsServed:
+			return fmt.Errorf("serve metrics: %w", err)
 		}
 		break
 	}
@@ -211,10 +216,24 @@ func Run(ctx context.Context, d Daemon) error {
 			}
 		}
 	}()
-	if err := srv.Shutdown(drainCtx); err != nil {
-		log.Warn("drain cut short; closing the remaining connections", "drain_timeout", drain, "cause", err)
-		srv.Close()
+	// Stop accepting. A socket systemd passed in stays open in systemd's
+	// hands: connections still in its backlog wait there for the next
+	// start. Once Serve has returned, every connection it accepted is
+	// counted.
+	accepting.Close()
+	if err := <-served; !errors.Is(err, net.ErrClosed) {
+		log.Warn("serving ended with an unexpected error while stopping", "err", err)
 	}
+	// Answer every request a client has sent, then close its connection:
+	// with keep-alives off, each connection closes after its response
+	// (and idle ones close now). http.Server.Shutdown alone would not do:
+	// a request it has not read when it begins, such as the first one on
+	// a connection just accepted, is dropped unanswered.
+	srv.SetKeepAlivesEnabled(false)
+	if err := conns.wait(drainCtx); err != nil {
+		log.Warn("drain cut short; closing the remaining connections", "drain_timeout", drain, "cause", context.Cause(drainCtx))
+	}
+	srv.Close()
 	d.Metrics.SetDraining(0)
 	log.Info("stopped")
 	return nil
@@ -275,6 +294,22 @@ func (c *connections) track(_ net.Conn, state http.ConnState) {
 func (c *connections) drain() {
 	c.draining.Store(true)
 	c.metrics.SetDraining(int(c.open.Load()))
+}
+
+// wait returns once every connection has closed, or with ctx's error.
+// It polls, as http.Server.Shutdown does: a stop is rare, and the
+// connection hook stays one atomic add.
+func (c *connections) wait(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for c.open.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // setReady sets readiness where it is reported: GET /readyz and metrics.

@@ -1,7 +1,9 @@
 package lifecycle_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,6 +50,8 @@ type daemon struct {
 type options struct {
 	config   string        // config.toml content
 	watchdog time.Duration // WATCHDOG_USEC
+	// listener is the socket systemd passes in; nil for a new one.
+	listener net.Listener
 }
 
 func start(t *testing.T, o options) *daemon {
@@ -68,9 +73,11 @@ func start(t *testing.T, o options) *daemon {
 		t.Fatal(err)
 	}
 	// The socket systemd would pass in: already listening.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ln := o.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	d := &daemon{
 		registry:   reg,
@@ -358,6 +365,103 @@ func TestStopGivesUpOnRequestsPastTheDrainTimeout(t *testing.T) {
 	if r := <-slow; r.err == nil {
 		t.Errorf("a request past the drain timeout completed (%d %q); want its connection closed", r.code, r.body)
 	}
+}
+
+// TestStopAnswersEveryConnectionItAccepted stops the daemon while clients
+// keep opening connections, as during `systemctl restart` of a daemon whose
+// socket systemd holds. A connection the daemon accepted must be answered;
+// one still in the socket's backlog is left to the next instance, played
+// here by the test, which serves the same socket once Run has returned.
+// Either way, no client sees its connection closed without an answer.
+func TestStopAnswersEveryConnectionItAccepted(t *testing.T) {
+	for round := range 20 {
+		// systemd keeps its own copy of the socket: the daemon closing its
+		// copy leaves the port listening, and the backlog intact.
+		held, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		f, err := held.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := start(t, options{listener: ln})
+		expect(t, d, "STATUS")
+		expect(t, d, "READY", "STATUS")
+
+		stop := make(chan struct{})
+		failures := make(chan error, 100)
+		var clients sync.WaitGroup
+		for range 4 {
+			clients.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if err := getOnce(held.Addr().String()); err != nil {
+						failures <- err
+						return
+					}
+				}
+			})
+		}
+		// Let the clients get going, then stop in the middle of them.
+		for range 50 {
+			if code, _ := get(t, d.url+"/healthz"); code != 200 {
+				t.Fatalf("GET /healthz: %d", code)
+			}
+		}
+		signal(t, syscall.SIGTERM)
+		<-d.done
+		// The next instance: serve what is left in the backlog.
+		next := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "next\n")
+		})}
+		go next.Serve(held)
+		close(stop)
+		clients.Wait()
+		next.Close()
+		close(failures)
+		for err := range failures {
+			t.Errorf("round %d: a client of the stopping daemon: %v", round, err)
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// getOnce sends GET / on a new connection and reads the whole answer.
+func getOnce(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, wait)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: daemon\r\nConnection: close\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return fmt.Errorf("no answer: %w", err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("answer %s", resp.Status)
+	}
+	return nil
 }
 
 // startRequest sends GET url on a connection of its own and returns once the

@@ -237,15 +237,14 @@ func TestFDStoreKeepsThePortThroughSystemctlRestart(t *testing.T) {
 				// closed for a moment, the zero above proves nothing.
 				t.Errorf("no connection refused although each restart bound the port anew: the load is too sparse to notice")
 			}
-			// A graceful stop drains the requests the daemon has read, but
-			// net/http's Server.Shutdown closes, unanswered, a connection
-			// it accepted whose request it had not read yet (the client
-			// sees EOF), at most one per client per restart. The same
-			// happens with daemon.service; the Go client's retry of an
-			// idempotent request on a kept-alive connection hides it
-			// there (TestRestartsUnderLoadLoseNoRequests).
-			if most := int64(workers * restarts); l.failed.Load() > most {
-				t.Errorf("%d requests failed, more than the %d a graceful restart can drop:\n%s", l.failed.Load(), most, l.errorList())
+			// A graceful stop answers every request sent on a connection
+			// the daemon accepted (TestStopAnswersEveryConnectionItAccepted),
+			// and a kept socket holds the connections not yet accepted for
+			// the next daemon: no request fails. Without a store, those
+			// still in the backlog of the daemon's own socket are reset
+			// when it closes, which is part of what the store is for.
+			if c.keeps && l.failed.Load() > 0 {
+				t.Errorf("%d requests failed through restarts that kept the socket:\n%s", l.failed.Load(), l.errorList())
 			}
 		})
 	}
