@@ -378,8 +378,10 @@ func TestSignalsAreHandledFromTheMomentReadyIsSent(t *testing.T) {
 func TestBadConfigAtStartExitsWithConfigErrorNamingFileLineKey(t *testing.T) {
 	cmd := command(t, "greeting = \"hi\"\n\ndrain_timeout = \"soon\"\n")
 	p := spawn(t, cmd, systemdtest.Listen(t, false))
-	if code := p.exitCode(t); code != exitConfig {
-		t.Errorf("exit status %d, want %d", code, exitConfig)
+	// 78, not just "not 0": the units' RestartPreventExitStatus=78 is what
+	// keeps systemd from restarting a daemon whose config is wrong.
+	if code := p.exitCode(t); code != 78 {
+		t.Errorf("exit status %d, want 78", code)
 	}
 	msg := p.stderr.String()
 	for _, want := range []string{configPathOf(cmd) + ":3:", "drain_timeout", `"soon"`} {
@@ -392,6 +394,8 @@ func TestBadConfigAtStartExitsWithConfigErrorNamingFileLineKey(t *testing.T) {
 	}
 }
 
+// TestExitStatuses pins the numbers, not the constants' names: the units'
+// RestartPreventExitStatus=78 and scripts depend on them.
 func TestExitStatuses(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.toml")
 	for _, tc := range []struct {
@@ -402,9 +406,9 @@ func TestExitStatuses(t *testing.T) {
 		output string
 	}{
 		{"check-config accepts a good file", []string{"-check-config"}, `greeting = "x"`, 0, "configuration ok"},
-		{"check-config rejects an unknown key", []string{"-check-config"}, "greting = \"x\"", exitConfig, ":1:1: key greting: unknown key"},
-		{"a missing file named with -config", []string{"-config", missing}, "", exitConfig, missing},
-		{"a bad flag", []string{"-no-such-flag"}, "", exitUsage, "flag provided but not defined"},
+		{"check-config rejects an unknown key", []string{"-check-config"}, "greting = \"x\"", 78, ":1:1: key greting: unknown key"},
+		{"a missing file named with -config", []string{"-config", missing}, "", 78, missing},
+		{"a bad flag", []string{"-no-such-flag"}, "", 2, "flag provided but not defined"},
 		{"version", []string{"-version"}, "", 0, "go1."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -175,8 +176,10 @@ func TestNotifiesReadyReloadingReadyStoppingInOrder(t *testing.T) {
 
 	signal(t, syscall.SIGTERM)
 	stopping := expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
-	if stopping["EXTEND_TIMEOUT_USEC"] == "" {
-		t.Error("STOPPING=1 without EXTEND_TIMEOUT_USEC")
+	// The drain may take drain_timeout (10s by default), and exiting a
+	// little more: 15 s, in microseconds.
+	if got := stopping["EXTEND_TIMEOUT_USEC"]; got != "15000000" {
+		t.Errorf("EXTEND_TIMEOUT_USEC=%q, want 15000000", got)
 	}
 	select {
 	case <-d.done:
@@ -436,6 +439,47 @@ func TestStopAnswersEveryConnectionItAccepted(t *testing.T) {
 		if t.Failed() {
 			return
 		}
+	}
+}
+
+// TestMaxConnectionsQueuesTheRest: past max_connections the daemon
+// accepts no more connections. The next client waits in the socket's
+// backlog, costing the daemon nothing, and is served once a connection
+// closes.
+func TestMaxConnectionsQueuesTheRest(t *testing.T) {
+	d := start(t, options{config: "[http]\nmax_connections = 1"})
+	expect(t, d, "STATUS")
+	expect(t, d, "READY", "STATUS")
+	addr := strings.TrimPrefix(d.url, "http://")
+	// The one connection allowed: it has sent nothing yet. The kernel
+	// hands connections to accept(2) in the order they arrived, so it is
+	// the one the daemon takes.
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if _, err := io.WriteString(second, "GET / HTTP/1.1\r\nHost: daemon\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	second.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := second.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection past max_connections was answered (%d bytes, %v) while the first was open", n, err)
+	}
+	first.Close()
+	second.SetReadDeadline(time.Now().Add(wait))
+	resp, err := http.ReadResponse(bufio.NewReader(second), nil)
+	if err != nil {
+		t.Fatalf("the queued connection, once the first closed: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("the queued connection: %s", resp.Status)
 	}
 }
 
