@@ -502,6 +502,62 @@ func TestLogLevelIsReloadable(t *testing.T) {
 	}
 }
 
+// TestReloadAppliesTheNewConfig: main's reload applies what the file now
+// says (the greeting at once, drain_timeout at the next stop, where
+// EXTEND_TIMEOUT_USEC asks for it), and keeps all of it when the new file
+// is invalid.
+func TestReloadAppliesTheNewConfig(t *testing.T) {
+	notify := systemdtest.Listen(t, false)
+	path, stop := runInProcess(t, `greeting = "one"`, map[string]string{"NOTIFY_SOCKET": notify.Addr}, io.Discard)
+	notify.Next(t, wait) // STATUS=Starting
+	ready := systemdtest.Fields(notify.Next(t, wait))
+	addr, _, ok := strings.Cut(strings.TrimPrefix(ready["STATUS"], "Serving on "), " ")
+	if !ok {
+		t.Fatalf("READY=1 with STATUS=%q: no address", ready["STATUS"])
+	}
+	greeting := func() string {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: wait}).Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	reload := func(config string) map[string]string {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(os.Getpid(), syscall.SIGHUP)
+		notify.Next(t, wait) // RELOADING=1
+		return systemdtest.Fields(notify.Next(t, wait))
+	}
+	if got := greeting(); got != "one\n" {
+		t.Fatalf("GET / = %q, want one", got)
+	}
+	reload("greeting = \"two\"\ndrain_timeout = \"3s\"")
+	if got := greeting(); got != "two\n" {
+		t.Errorf("after the reload, GET / = %q, want two", got)
+	}
+	failed := reload("greeting = \"three\"\ndrain_timeout = \"forever\"")
+	if !strings.Contains(failed["STATUS"], "reload failed") || !strings.Contains(failed["STATUS"], path) {
+		t.Errorf("after an invalid reload, STATUS=%q, want the failure and the file", failed["STATUS"])
+	}
+	if got := greeting(); got != "two\n" {
+		t.Errorf("after an invalid reload, GET / = %q, want the old two", got)
+	}
+	go stop()
+	stopping := systemdtest.Fields(notify.Next(t, wait))
+	if got := stopping["EXTEND_TIMEOUT_USEC"]; got != "8000000" {
+		t.Errorf("stopping with drain_timeout 3s from the reload: EXTEND_TIMEOUT_USEC=%q, want 8000000 (3 s + 5 s)", got)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
 // runInProcess calls run with env as its whole environment and a listener
 // of its own. It returns the config file's path, and a function that stops
 // run and returns its error.
