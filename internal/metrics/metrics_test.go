@@ -122,6 +122,44 @@ func TestInstrumentRecordsWhatPromhttpWould(t *testing.T) {
 	}
 }
 
+// TestInstrumentKeepsTheWritersInterfaces: behind Instrument a handler
+// still finds what net/http's own writer offers: io.ReaderFrom (io.Copy
+// from a file uses sendfile), http.Flusher, and http.Hijacker, here taking
+// a real connection over.
+func TestInstrumentKeepsTheWritersInterfaces(t *testing.T) {
+	m := New(prometheus.NewRegistry(), Build{})
+	srv := httptest.NewServer(m.Instrument("GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := w.(io.ReaderFrom); !ok {
+			t.Error("no io.ReaderFrom behind Instrument")
+		}
+		if _, ok := w.(http.Flusher); !ok {
+			t.Error("no http.Flusher behind Instrument")
+		}
+		h, ok := w.(http.Hijacker)
+		if !ok {
+			t.Error("no http.Hijacker behind Instrument")
+			return
+		}
+		conn, buf, err := h.Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nhijacked\n")
+		buf.Flush()
+	})))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "hijacked\n" {
+		t.Errorf("answer %q, want the hijacking handler's", b)
+	}
+}
+
 // TestInstrumentCountsTheCodeSent checks the one place where Instrument and
 // promhttp differ: after a superfluous second WriteHeader, net/http has
 // sent the first code, and that is the one counted (promhttp counts the
