@@ -224,13 +224,18 @@ func Run(ctx context.Context, d Daemon) error {
 	if err := <-served; !errors.Is(err, net.ErrClosed) {
 		log.Warn("serving ended with an unexpected error while stopping", "err", err)
 	}
-	// Answer every request a client has sent, then close its connection:
-	// with keep-alives off, each connection closes after its response
-	// (and idle ones close now). http.Server.Shutdown alone would not do:
-	// a request it has not read when it begins, such as the first one on
-	// a connection just accepted, is dropped unanswered.
-	srv.SetKeepAlivesEnabled(false)
-	if err := conns.wait(drainCtx); err != nil {
+	// Answer the requests on the connections accepted, then close them:
+	// with keep-alives off, each connection closes after its response, and
+	// idle ones close at once. http.Server.Shutdown alone would drop a
+	// request it has not read when it begins, such as the first one on a
+	// connection just accepted. (A client that sends another request on a
+	// kept-alive connection as it closes sees it closed unanswered, as with
+	// any HTTP/1.1 server; clients resend idempotent requests then.)
+	// Switching keep-alives off again on every poll closes the connections
+	// that went idle since, and, as Shutdown does, those that have sent
+	// nothing for 5 s.
+	closeIdle := func() { srv.SetKeepAlivesEnabled(false) }
+	if err := conns.wait(drainCtx, closeIdle); err != nil {
 		log.Warn("drain cut short; closing the remaining connections", "drain_timeout", drain, "cause", context.Cause(drainCtx))
 	}
 	srv.Close()
@@ -296,13 +301,13 @@ func (c *connections) drain() {
 	c.metrics.SetDraining(int(c.open.Load()))
 }
 
-// wait returns once every connection has closed, or with ctx's error.
-// It polls, as http.Server.Shutdown does: a stop is rare, and the
-// connection hook stays one atomic add.
-func (c *connections) wait(ctx context.Context) error {
+// wait returns once every connection has closed, or with ctx's error,
+// calling closeIdle at every poll. It polls, as http.Server.Shutdown does:
+// a stop is rare, and the connection hook stays one atomic add.
+func (c *connections) wait(ctx context.Context, closeIdle func()) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for c.open.Load() > 0 {
+	for closeIdle(); c.open.Load() > 0; closeIdle() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

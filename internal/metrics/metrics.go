@@ -198,7 +198,9 @@ type statusWriter struct {
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	// The first final code is the one sent; a 1xx before it (103 Early
+	// Hints, say) is an interim response, except 101, which ends HTTP.
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -209,6 +211,14 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// WriteString spares io.WriteString a copy of its string.
+func (w *statusWriter) WriteString(str string) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return io.WriteString(w.ResponseWriter, str)
 }
 
 // Flush keeps streaming handlers working behind the wrapper; Unwrap lets

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,9 @@ func TestInstrumentRecordsWhatPromhttpWould(t *testing.T) {
 			w.WriteHeader(http.StatusNoContent)
 		case "418":
 			w.WriteHeader(http.StatusTeapot)
+		case "103":
+			w.WriteHeader(http.StatusEarlyHints) // interim: the 202 is the answer
+			w.WriteHeader(http.StatusAccepted)
 		default:
 			io.WriteString(w, "hello")
 		}
@@ -97,7 +101,8 @@ func TestInstrumentRecordsWhatPromhttpWould(t *testing.T) {
 		{"GET", ""}, {"GET", ""}, {"HEAD", ""}, {"GET", "answer=404"}, {"GET", ""},
 		{"PUT", "answer=204"}, {"PUT", "answer=204"}, {"GET", "answer=nothing"},
 		{"BREW", ""}, {"PROPFIND", "answer=418"}, {"POST", "answer=flush"},
-		{"get", ""}, {"DELETE", "answer=418"}, {"GET", ""},
+		{"get", ""}, {"DELETE", "answer=418"}, {"GET", ""}, {"GET", "answer=103"},
+		{"OPTIONS", ""}, {"PATCH", ""}, {"TRACE", ""}, {"NOTIFY", ""}, {"CONNECT", ""},
 	}
 	serve := func(h http.Handler) {
 		for _, req := range requests {
@@ -117,7 +122,7 @@ func TestInstrumentRecordsWhatPromhttpWould(t *testing.T) {
 	if got != want {
 		t.Errorf("Instrument recorded\n%s\npromhttp records\n%s", got, want)
 	}
-	if !strings.Contains(got, `method="unknown"`) || !strings.Contains(got, `code="418"`) {
+	if !strings.Contains(got, `method="unknown"`) || !strings.Contains(got, `code="418"`) || !strings.Contains(got, `code="202"`) {
 		t.Errorf("the requests did not reach every label value:\n%s", got)
 	}
 }
@@ -167,13 +172,20 @@ func TestInstrumentKeepsTheWritersInterfaces(t *testing.T) {
 func TestInstrumentCountsTheCodeSent(t *testing.T) {
 	m := New(prometheus.NewRegistry(), Build{})
 	h := m.Instrument("GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.WriteHeader(http.StatusOK)
+		if r.URL.Query().Has("write") {
+			io.WriteString(w, "ok") // sends 200
+		} else {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		w.WriteHeader(http.StatusInternalServerError)
 	}))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	if got := testutil.ToFloat64(m.requests.WithLabelValues("/{$}", "get", "503")); rec.Code != 503 || got != 1 {
-		t.Errorf("sent %d; counted %v under code 503, want 1:\n%s", rec.Code, got, requestSeries(t, m))
+	for url, want := range map[string]int{"/": 503, "/?write": 200} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
+		code := strconv.Itoa(want)
+		if got := testutil.ToFloat64(m.requests.WithLabelValues("/{$}", "get", code)); rec.Code != want || got != 1 {
+			t.Errorf("GET %s: sent %d; counted %v under code %s, want 1:\n%s", url, rec.Code, got, code, requestSeries(t, m))
+		}
 	}
 }
 
