@@ -483,6 +483,35 @@ func TestMaxConnectionsQueuesTheRest(t *testing.T) {
 	}
 }
 
+// TestStopDoesNotWaitForASilentConnection: a connection that never sends
+// a request (a browser's preconnect, a port scan) does not hold the stop
+// for the whole drain_timeout, even with no header or read timeout to end
+// it: after 5 s of silence it is closed, as http.Server.Shutdown would.
+func TestStopDoesNotWaitForASilentConnection(t *testing.T) {
+	d := start(t, options{config: "drain_timeout = \"1m\"\n[http]\nread_header_timeout = \"0s\"\nread_timeout = \"0s\"\n"})
+	expect(t, d, "STATUS")
+	expect(t, d, "READY", "STATUS")
+	silent, err := net.Dial("tcp", strings.TrimPrefix(d.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// A request on a newer connection is answered once the silent one
+	// is accepted (they are accepted in order).
+	if code, _ := get(t, d.url+"/healthz"); code != 200 {
+		t.Fatalf("GET /healthz: %d", code)
+	}
+	signal(t, syscall.SIGTERM)
+	select {
+	case <-d.done:
+		if d.err != nil {
+			t.Errorf("Run: %v", d.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a silent connection held the stop for 20 s (drain_timeout is 1m)")
+	}
+}
+
 // getOnce sends GET / on a new connection and reads the whole answer.
 func getOnce(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, wait)
