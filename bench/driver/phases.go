@@ -148,12 +148,7 @@ func (b *bench) measureHTTP() error {
 		}
 	}()
 	for _, s := range servers {
-		ln, url, err := tcpListener()
-		if err != nil {
-			return err
-		}
-		p, err := b.start(s, ln, b.opts.serverCPU)
-		ln.Close()
+		p, url, err := b.serve(s)
 		if err != nil {
 			return err
 		}
@@ -267,6 +262,18 @@ func (b *bench) measureHTTP() error {
 	return nil
 }
 
+// serve starts s on a listening socket of its own, pinned to the servers'
+// CPUs as under load, and returns it with the URL it answers on.
+func (b *bench) serve(s *server) (*process, string, error) {
+	ln, url, err := tcpListener()
+	if err != nil {
+		return nil, "", err
+	}
+	defer ln.Close() // the server has its own copy
+	p, err := b.start(s, ln, b.opts.serverCPU)
+	return p, url, err
+}
+
 // sameAnswer checks that the daemon and the baseline answer GET / alike,
 // but for the Date: the same status, headers and bytes.
 func (b *bench) sameAnswer(daemonURL, bareURL string) error {
@@ -325,12 +332,7 @@ func (b *bench) measureMemory() error {
 	}
 	for round := range b.opts.memRounds {
 		for _, s := range rotate(servers, round) {
-			ln, url, err := tcpListener()
-			if err != nil {
-				return err
-			}
-			p, err := b.start(s, ln, b.opts.serverCPU)
-			ln.Close()
+			p, url, err := b.serve(s)
 			if err != nil {
 				return err
 			}

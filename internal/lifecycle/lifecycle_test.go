@@ -464,7 +464,7 @@ func TestMaxConnectionsQueuesTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer second.Close()
-	if _, err := io.WriteString(second, "GET / HTTP/1.1\r\nHost: daemon\r\nConnection: close\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(second, rawGet); err != nil {
 		t.Fatal(err)
 	}
 	second.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
@@ -512,6 +512,10 @@ func TestStopDoesNotWaitForASilentConnection(t *testing.T) {
 	}
 }
 
+// rawGet is GET / as a client sends it, for the tests that hold the
+// connection themselves.
+const rawGet = "GET / HTTP/1.1\r\nHost: daemon\r\nConnection: close\r\n\r\n"
+
 // getOnce sends GET / on a new connection and reads the whole answer.
 func getOnce(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, wait)
@@ -520,7 +524,7 @@ func getOnce(addr string) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(wait))
-	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: daemon\r\nConnection: close\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(c, rawGet); err != nil {
 		return err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)

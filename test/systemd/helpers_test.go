@@ -170,8 +170,16 @@ func freshStart(t testing.TB, config string) int {
 	writeConfig(t, config)
 	systemctl(t, "reset-failed", unit)
 	systemctl(t, "restart", unit)
+	return activeMainPID(t, unit, "restart")
+}
+
+// activeMainPID checks that unit is active after `systemctl verb` and
+// returns its MainPID. Should the test fail, its log shows the unit's
+// status.
+func activeMainPID(t testing.TB, unit, verb string) int {
+	t.Helper()
 	if s := prop(t, unit, "ActiveState"); s != "active" {
-		t.Fatalf("after systemctl restart, %s is %s", unit, s)
+		t.Fatalf("after systemctl %s, %s is %s", verb, unit, s)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -331,6 +339,24 @@ func exposureLimit(t testing.TB, unit string) float64 {
 	}
 	t.Fatalf("exposure-limits has no line for %s", key)
 	return 0
+}
+
+// checkExposure checks the sandbox of a running unit as systemd rates it:
+// the same as check-units.sh's offline rating of the unit file (else the
+// installed unit is not the file that was checked), and within the limit
+// both use.
+func checkExposure(t testing.TB, unit string) {
+	t.Helper()
+	online, report := exposure(t, unit)
+	offline, _ := exposure(t, "--offline=true", unit)
+	limit := exposureLimit(t, unit)
+	t.Logf("%s exposure: %.1f running, %.1f from the unit file, limit %.1f", unit, online, offline, limit)
+	if online != offline {
+		t.Errorf("running unit rates %.1f, its file %.1f: the installed unit is not what check-units.sh checked", online, offline)
+	}
+	if online > limit {
+		t.Errorf("%s exposure %.1f is above %.1f:\n%s", unit, online, limit, report)
+	}
 }
 
 // exposure runs systemd-analyze security with args and returns the overall

@@ -62,16 +62,7 @@ func TestStandaloneUnitOpensItsSocketAndStoresIt(t *testing.T) {
 
 	// The sandbox as systemd rates it, running, equals the offline rating
 	// check-units.sh gives the file, within the same limit.
-	online, report := exposure(t, standaloneUnit)
-	offline, _ := exposure(t, "--offline=true", standaloneUnit)
-	limit := exposureLimit(t, standaloneUnit)
-	t.Logf("%s exposure: %.1f running, %.1f from the unit file, limit %.1f", standaloneUnit, online, offline, limit)
-	if online != offline {
-		t.Errorf("running unit rates %.1f, its file %.1f", online, offline)
-	}
-	if online > limit {
-		t.Errorf("%s exposure %.1f is above %.1f:\n%s", standaloneUnit, online, limit, report)
-	}
+	checkExposure(t, standaloneUnit)
 
 	// A stop is a drain and a clean exit, at once: handing the socket over
 	// must leave the daemon's own copy closable (an accept(2) blocked where
@@ -447,15 +438,7 @@ func startStandalone(t *testing.T, config string, enable bool) int {
 		systemctl(t, "enable", standaloneUnit)
 	}
 	systemctl(t, "start", standaloneUnit)
-	if st := prop(t, standaloneUnit, "ActiveState"); st != "active" {
-		t.Fatalf("after systemctl start, %s is %s", standaloneUnit, st)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s status:\n%s", standaloneUnit, statusOf(standaloneUnit))
-		}
-	})
-	return propInt(t, standaloneUnit, "MainPID")
+	return activeMainPID(t, standaloneUnit, "start")
 }
 
 // switchBackToSockets releases the standalone unit and starts the sockets.
