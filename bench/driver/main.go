@@ -130,7 +130,9 @@ func run(o options) error {
 	b.bareDeps = &server{name: "bare+deps (b)", path: o.bareDeps}
 	cfg := config.Default()
 	if o.config != "" {
-		if cfg, err = config.Load(o.config); err != nil {
+		// The daemon's settings; the app's, whatever they are, go to a
+		// map that takes any key.
+		if cfg, _, err = (config.File[map[string]any]{Path: o.config}).Load(); err != nil {
 			return err
 		}
 	}

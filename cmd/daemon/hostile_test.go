@@ -42,15 +42,15 @@ func rss(t *testing.T, pid int) int64 {
 
 func TestSlowAndOversizedClientsDoNotStarveANormalOne(t *testing.T) {
 	const slowClients = 300
-	ln := listenTCP(t)
+	ln := systemdtest.ListenTCP(t)
 	addr := ln.Addr().String()
 	// As many slow clients as the daemon serves connections at once: only
 	// read_header_timeout frees the slots they hold.
 	cmd := command(t, fmt.Sprintf("[http]\nread_header_timeout = \"1s\"\nmax_header_bytes = 8192\nmax_connections = %d\n", slowClients))
-	passSockets(t, cmd, []string{"http"}, ln)
-	p := spawn(t, cmd, systemdtest.Listen(t, false))
-	p.waitReady(t)
-	before := rss(t, p.cmd.Process.Pid)
+	systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	p.WaitReady(t)
+	before := rss(t, p.Cmd.Process.Pid)
 
 	// Slowloris: connections that send a request line and then nothing,
 	// holding their connection open until read_header_timeout.
@@ -114,7 +114,7 @@ func TestSlowAndOversizedClientsDoNotStarveANormalOne(t *testing.T) {
 	}
 	// Memory stays bounded: the oversized requests were refused without
 	// being read whole, and a slow client costs a goroutine and a buffer.
-	if grew := rss(t, p.cmd.Process.Pid) - before; grew > 64<<20 {
+	if grew := rss(t, p.Cmd.Process.Pid) - before; grew > 64<<20 {
 		t.Errorf("resident memory grew by %d MiB under %d slow and 40 oversized clients", grew>>20, slowClients)
 	}
 }
@@ -124,10 +124,10 @@ func TestStateFileIsNeverTornBySIGKILL(t *testing.T) {
 	stateFile := filepath.Join(dir, "notes.json")
 	acknowledged := map[string]string{}
 	for round := range 15 {
-		ln := listenTCP(t)
+		ln := systemdtest.ListenTCP(t)
 		cmd := commandWithState(t, dir, ln)
-		p := spawn(t, cmd, systemdtest.Listen(t, false))
-		p.waitReady(t)
+		p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+		p.WaitReady(t)
 		url := "http://" + ln.Addr().String()
 
 		// Write notes as fast as the daemon acknowledges them, and kill it
@@ -174,8 +174,8 @@ func TestStateFileIsNeverTornBySIGKILL(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		close(stop)
-		p.signal(t, syscall.SIGKILL)
-		p.exitCode(t)
+		p.Signal(t, syscall.SIGKILL)
+		p.ExitCode(t)
 		wg.Wait()
 
 		// The file is whole JSON, and holds every note the daemon said it
@@ -204,6 +204,6 @@ func commandWithState(t *testing.T, dir string, ln *net.TCPListener) *exec.Cmd {
 			cmd.Args[i+1] = dir
 		}
 	}
-	passSockets(t, cmd, []string{"http"}, ln)
+	systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
 	return cmd
 }

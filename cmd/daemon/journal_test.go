@@ -42,25 +42,25 @@ func journalStream(t *testing.T) (*os.File, string) {
 func TestLogsGoToTheJournalAsStructuredEntries(t *testing.T) {
 	journaldtest.Need(t)
 	stream, journalStreamEnv := journalStream(t)
-	ln := listenTCP(t)
+	ln := systemdtest.ListenTCP(t)
 	cmd := command(t, `greeting = "hi"`)
 	cmd.Stderr = stream
 	cmd.Env = append(cmd.Env, "JOURNAL_STREAM="+journalStreamEnv)
-	passSockets(t, cmd, []string{"http"}, ln)
-	p := spawn(t, cmd, systemdtest.Listen(t, false))
-	p.waitReady(t)
+	systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	p.WaitReady(t)
 	// A reload that fails logs an error with the config file's position.
 	if err := os.WriteFile(configPathOf(cmd), []byte("greeting = 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.signal(t, syscall.SIGHUP)
-	p.waitReady(t)
-	p.signal(t, syscall.SIGTERM)
-	if code := p.exitCode(t); code != 0 {
+	p.Signal(t, syscall.SIGHUP)
+	p.WaitReady(t)
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t); code != 0 {
 		t.Fatalf("exit status %d", code)
 	}
 
-	entries := journaldtest.Read(t, fmt.Sprintf("_PID=%d", p.cmd.Process.Pid))
+	entries := journaldtest.Read(t, fmt.Sprintf("_PID=%d", p.Cmd.Process.Pid))
 	byMessage := map[string]map[string][]string{}
 	for _, e := range entries {
 		// Sent with the native protocol, not as lines on the stream.

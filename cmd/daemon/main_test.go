@@ -13,13 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"example.com/daemon/internal/systemd"
 	"example.com/daemon/internal/systemd/systemdtest"
 )
 
@@ -47,80 +47,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const wait = 10 * time.Second
-
-// proc is a running daemon process.
-type proc struct {
-	cmd    *exec.Cmd
-	notify *systemdtest.NotifySocket
-	stderr *syncBuffer
-	exited chan struct{}
-	err    error // from Wait, once exited is closed
-}
-
-// spawn starts cmd with a notify socket and returns once it runs.
-func spawn(t *testing.T, cmd *exec.Cmd, notify *systemdtest.NotifySocket) *proc {
-	t.Helper()
-	p := &proc{cmd: cmd, notify: notify, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	if cmd.Stderr == nil {
-		cmd.Stderr = p.stderr
-	}
-	if notify != nil {
-		cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+notify.Addr)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("daemon stderr:\n%s", p.stderr.String())
-		}
-	})
-	return p
-}
-
-// exitCode waits for the process to end and returns its exit status.
-func (p *proc) exitCode(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(wait):
-		t.Fatal("daemon did not exit")
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatal(p.err)
-	}
-	return 0
-}
-
-func (p *proc) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitReady waits for READY=1 and returns the message.
-func (p *proc) waitReady(t *testing.T) map[string]string {
-	t.Helper()
-	for {
-		msg := p.notify.NextExcept(t, wait, "WATCHDOG=1")
-		if f := systemdtest.Fields(msg); f["READY"] == "1" {
-			return f
-		}
-	}
-}
-
 // command returns an exec.Cmd for the daemon with a fresh state directory
 // and a config file holding config.
 func command(t *testing.T, config string, args ...string) *exec.Cmd {
@@ -141,75 +67,18 @@ func configPathOf(cmd *exec.Cmd) string {
 	return cmd.Args[i+1]
 }
 
-// passSockets arranges for cmd to receive listeners as systemd passes them:
-// file descriptors 3, 4, …, LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID. The
-// PID is not known before the process starts, so a shell sets it and execs
-// the daemon, which keeps the shell's PID.
-func passSockets(t *testing.T, cmd *exec.Cmd, names []string, listeners ...*net.TCPListener) {
-	t.Helper()
-	var files []*os.File
-	for _, ln := range listeners {
-		f, err := ln.File()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		files = append(files, f)
-	}
-	passFiles(cmd, names, files...)
-}
-
-// passFiles passes files as systemd passes sockets; see passSockets.
-func passFiles(cmd *exec.Cmd, names []string, files ...*os.File) {
-	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
-	cmd.Env = append(cmd.Env,
-		"LISTEN_FDS="+strconv.Itoa(len(files)),
-		"LISTEN_FDNAMES="+strings.Join(names, ":"))
-	cmd.Args = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}, cmd.Args...)
-	cmd.Path = "/bin/sh"
-}
-
-func listenTCP(t *testing.T) *net.TCPListener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	return ln.(*net.TCPListener)
-}
-
-// freePort returns a port nothing listens on right now.
-func freePort(t *testing.T) string {
-	ln := listenTCP(t)
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
 func TestServesOnSocketPassedByName(t *testing.T) {
-	metrics, main := listenTCP(t), listenTCP(t)
-	unused := freePort(t)
+	metrics, main := systemdtest.ListenTCP(t), systemdtest.ListenTCP(t)
+	unused := systemdtest.FreePort(t)
 	cmd := command(t, `greeting = "by name"`, "-listen", unused)
 	// The main socket is second: the daemon must pick it by its name.
-	passSockets(t, cmd, []string{"metrics", "http"}, metrics, main)
-	p := spawn(t, cmd, systemdtest.Listen(t, false))
-	ready := p.waitReady(t)
+	systemdtest.PassSockets(t, cmd, []string{"metrics", "http"}, metrics, main)
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	ready := p.WaitReady(t)
 	if !strings.Contains(ready["STATUS"], main.Addr().String()) || !strings.Contains(ready["STATUS"], "socket-activated") {
 		t.Errorf("STATUS=%q, want the passed socket's address", ready["STATUS"])
 	}
-	if code, body := get(t, "http://"+main.Addr().String()+"/"); code != 200 || body != "by name\n" {
+	if code, body := systemdtest.Get(t, "http://"+main.Addr().String()+"/"); code != 200 || body != "by name\n" {
 		t.Errorf("GET / on the http socket: %d %q", code, body)
 	}
 	// With sockets passed in, the daemon opens none of its own.
@@ -217,18 +86,18 @@ func TestServesOnSocketPassedByName(t *testing.T) {
 		conn.Close()
 		t.Errorf("daemon listens on %s although systemd passed its socket", unused)
 	}
-	if got := listeningSockets(t, p.cmd.Process.Pid); got != 2 {
+	if got := listeningSockets(t, p.Cmd.Process.Pid); got != 2 {
 		t.Errorf("daemon holds %d listening TCP sockets, want the 2 passed in", got)
 	}
 	// Metrics are served on the socket named for them, and only there.
-	if code, body := get(t, "http://"+metrics.Addr().String()+"/metrics"); code != 200 || !strings.Contains(body, "daemon_socket_activated 1") {
+	if code, body := systemdtest.Get(t, "http://"+metrics.Addr().String()+"/metrics"); code != 200 || !strings.Contains(body, "daemon_socket_activated 1") {
 		t.Errorf("GET /metrics on the metrics socket: %d %.200q", code, body)
 	}
-	if code, _ := get(t, "http://"+main.Addr().String()+"/metrics"); code != 404 {
+	if code, _ := systemdtest.Get(t, "http://"+main.Addr().String()+"/metrics"); code != 404 {
 		t.Errorf("GET /metrics on the http socket: %d, want 404", code)
 	}
-	p.signal(t, syscall.SIGTERM)
-	if code := p.exitCode(t); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t); code != 0 {
 		t.Errorf("exit status after SIGTERM: %d, want 0", code)
 	}
 }
@@ -269,21 +138,21 @@ func TestMetricsListenAndMainListener(t *testing.T) {
 		metricsListen bool
 	}{{"on the main listener", false}, {"on -metrics-listen", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			main := listenTCP(t)
-			metricsAddr := freePort(t)
+			main := systemdtest.ListenTCP(t)
+			metricsAddr := systemdtest.FreePort(t)
 			cmd := command(t, "")
 			if tc.metricsListen {
 				cmd.Args = append(cmd.Args, "-metrics-listen", metricsAddr)
 			}
-			passSockets(t, cmd, []string{"http"}, main)
-			p := spawn(t, cmd, systemdtest.Listen(t, false))
-			p.waitReady(t)
+			systemdtest.PassSockets(t, cmd, []string{"http"}, main)
+			p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+			p.WaitReady(t)
 			want := map[bool]int{true: 404, false: 200}[tc.metricsListen]
-			if code, _ := get(t, "http://"+main.Addr().String()+"/metrics"); code != want {
+			if code, _ := systemdtest.Get(t, "http://"+main.Addr().String()+"/metrics"); code != want {
 				t.Errorf("GET /metrics on the main listener: %d, want %d", code, want)
 			}
 			if tc.metricsListen {
-				if code, body := get(t, "http://"+metricsAddr+"/metrics"); code != 200 || !strings.Contains(body, "daemon_ready 1") {
+				if code, body := systemdtest.Get(t, "http://"+metricsAddr+"/metrics"); code != 200 || !strings.Contains(body, "daemon_ready 1") {
 					t.Errorf("GET /metrics on -metrics-listen: %d %.200q", code, body)
 				}
 			}
@@ -296,17 +165,17 @@ func TestSocketActivationWithSystemdSocketActivate(t *testing.T) {
 	if err != nil {
 		t.Skip("systemd-socket-activate not installed (Debian package systemd)")
 	}
-	addr := freePort(t)
+	addr := systemdtest.FreePort(t)
 	notify := systemdtest.Listen(t, false)
 	cmd := command(t, `greeting = "activated"`)
 	// The tool listens on addr, and on the first connection execs the
 	// daemon with the socket as fd 3, LISTEN_FDNAMES=http.
 	cmd.Args = append([]string{tool, "--listen=" + addr, "--fdname=http", "--setenv=NOTIFY_SOCKET=" + notify.Addr}, cmd.Args...)
 	cmd.Path = tool
-	p := spawn(t, cmd, nil)
-	p.notify = notify
+	p := systemdtest.Spawn(t, cmd, nil)
+	p.Notify = notify
 	var conn net.Conn
-	for deadline := time.Now().Add(wait); ; {
+	for deadline := time.Now().Add(systemdtest.Wait); ; {
 		if conn, err = net.Dial("tcp", addr); err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -326,26 +195,26 @@ func TestSocketActivationWithSystemdSocketActivate(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "activated\n" {
 		t.Errorf("first connection: %d %q", resp.StatusCode, body)
 	}
-	ready := p.waitReady(t)
+	ready := p.WaitReady(t)
 	if !strings.Contains(ready["STATUS"], "socket-activated") {
 		t.Errorf("STATUS=%q, want socket-activated", ready["STATUS"])
 	}
-	if got := listeningSockets(t, p.cmd.Process.Pid); got != 1 {
+	if got := listeningSockets(t, p.Cmd.Process.Pid); got != 1 {
 		t.Errorf("daemon holds %d listening sockets, want only the one passed in", got)
 	}
-	p.signal(t, syscall.SIGTERM)
-	if code := p.exitCode(t); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t); code != 0 {
 		t.Errorf("exit status after SIGTERM: %d, want 0", code)
 	}
 }
 
 func TestUnnamedSingleSocketIsTheMainListener(t *testing.T) {
-	ln := listenTCP(t)
+	ln := systemdtest.ListenTCP(t)
 	cmd := command(t, `greeting = "unnamed"`)
-	passSockets(t, cmd, nil, ln)
-	p := spawn(t, cmd, systemdtest.Listen(t, false))
-	p.waitReady(t)
-	if code, body := get(t, "http://"+ln.Addr().String()+"/"); code != 200 || body != "unnamed\n" {
+	systemdtest.PassSockets(t, cmd, nil, ln)
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	p.WaitReady(t)
+	if code, body := systemdtest.Get(t, "http://"+ln.Addr().String()+"/"); code != 200 || body != "unnamed\n" {
 		t.Errorf("GET /: %d %q", code, body)
 	}
 }
@@ -353,23 +222,23 @@ func TestUnnamedSingleSocketIsTheMainListener(t *testing.T) {
 func TestSignalsAreHandledFromTheMomentReadyIsSent(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			ln := listenTCP(t)
+			ln := systemdtest.ListenTCP(t)
 			cmd := command(t, "")
-			passSockets(t, cmd, []string{"http"}, ln)
-			p := spawn(t, cmd, systemdtest.Listen(t, false))
-			p.waitReady(t)
+			systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
+			p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+			p.WaitReady(t)
 			// systemd may signal the instant it reads READY=1. A signal
 			// not yet caught would kill the process (SIGHUP's default).
-			p.signal(t, sig)
+			p.Signal(t, sig)
 			if sig == syscall.SIGHUP {
-				if msg := p.notify.Next(t, wait); !strings.HasPrefix(msg, "RELOADING=1\n") {
+				if msg := p.Notify.Next(t, systemdtest.Wait); !strings.HasPrefix(msg, "RELOADING=1\n") {
 					t.Fatalf("after SIGHUP: %q, want RELOADING=1", msg)
 				}
-				p.waitReady(t)
-				p.signal(t, syscall.SIGTERM)
+				p.WaitReady(t)
+				p.Signal(t, syscall.SIGTERM)
 			}
-			if code := p.exitCode(t); code != 0 {
-				t.Errorf("exit status: %d, want 0 (stderr: %s)", code, p.stderr)
+			if code := p.ExitCode(t); code != 0 {
+				t.Errorf("exit status: %d, want 0 (stderr: %s)", code, p.Stderr)
 			}
 		})
 	}
@@ -377,19 +246,19 @@ func TestSignalsAreHandledFromTheMomentReadyIsSent(t *testing.T) {
 
 func TestBadConfigAtStartExitsWithConfigErrorNamingFileLineKey(t *testing.T) {
 	cmd := command(t, "greeting = \"hi\"\n\ndrain_timeout = \"soon\"\n")
-	p := spawn(t, cmd, systemdtest.Listen(t, false))
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
 	// 78, not just "not 0": the units' RestartPreventExitStatus=78 is what
 	// keeps systemd from restarting a daemon whose config is wrong.
-	if code := p.exitCode(t); code != 78 {
+	if code := p.ExitCode(t); code != 78 {
 		t.Errorf("exit status %d, want 78", code)
 	}
-	msg := p.stderr.String()
+	msg := p.Stderr.String()
 	for _, want := range []string{configPathOf(cmd) + ":3:", "drain_timeout", `"soon"`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not contain %q", msg, want)
 		}
 	}
-	if m, ok := p.notify.NextOrNone(50 * time.Millisecond); ok && strings.Contains(m, "READY=1") {
+	if m, ok := p.Notify.NextOrNone(50 * time.Millisecond); ok && strings.Contains(m, "READY=1") {
 		t.Error("READY=1 sent despite a bad config")
 	}
 }
@@ -432,10 +301,10 @@ func TestExitStatuses(t *testing.T) {
 }
 
 func TestRunsOutsideSystemd(t *testing.T) {
-	addr := freePort(t)
+	addr := systemdtest.FreePort(t)
 	cmd := command(t, `greeting = "plain"`, "-listen", addr)
-	p := spawn(t, cmd, nil) // no NOTIFY_SOCKET, no LISTEN_FDS
-	for deadline := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+	p := systemdtest.Spawn(t, cmd, nil) // no NOTIFY_SOCKET, no LISTEN_FDS
+	for deadline := time.Now().Add(systemdtest.Wait); ; time.Sleep(10 * time.Millisecond) {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
@@ -447,77 +316,53 @@ func TestRunsOutsideSystemd(t *testing.T) {
 			t.Fatalf("never ready: %v", err)
 		}
 	}
-	if code, body := get(t, "http://"+addr+"/"); code != 200 || body != "plain\n" {
+	if code, body := systemdtest.Get(t, "http://"+addr+"/"); code != 200 || body != "plain\n" {
 		t.Errorf("GET /: %d %q", code, body)
 	}
-	p.signal(t, syscall.SIGINT)
-	if code := p.exitCode(t); code != 0 {
+	p.Signal(t, syscall.SIGINT)
+	if code := p.ExitCode(t); code != 0 {
 		t.Errorf("exit status after SIGINT: %d, want 0", code)
 	}
 }
 
 // The tests below call run in this process, with an environment of their
-// own, as the style of run(ctx, args, getenv, …) allows.
+// own and what systemd passes given as an argument, as the style of
+// run(ctx, args, getenv, passed, …) allows.
 
-func TestNotifySocketIsReadOnceAndRemovedFromTheEnvironment(t *testing.T) {
-	for _, abstract := range []bool{false, true} {
-		t.Run(fmt.Sprintf("abstract=%v", abstract), func(t *testing.T) {
-			notify := systemdtest.Listen(t, abstract)
-			t.Setenv("NOTIFY_SOCKET", notify.Addr)
-			env := map[string]string{"NOTIFY_SOCKET": notify.Addr, "WATCHDOG_USEC": "200000"}
-			_, stop := runInProcess(t, `greeting = "x"`, env, io.Discard)
-			if msg := notify.NextExcept(t, wait, "STATUS=Starting"); !strings.HasPrefix(msg, "READY=1\n") {
-				t.Fatalf("got %q, want READY=1", msg)
-			}
-			if v, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
-				t.Errorf("NOTIFY_SOCKET=%q still in the environment, children would inherit it", v)
-			}
-			// …and the watchdog pings still go out.
-			if msg := notify.Next(t, wait); msg != "WATCHDOG=1" {
-				t.Errorf("got %q, want WATCHDOG=1", msg)
-			}
-			if err := stop(); err != nil {
-				t.Errorf("run: %v", err)
-			}
-		})
-	}
-}
-
-func TestLogLevelIsReloadable(t *testing.T) {
+// TestRunFeedsTheWatchdogItIsGiven: the watchdog interval and the notify
+// socket come in as arguments, not from the environment.
+func TestRunFeedsTheWatchdogItIsGiven(t *testing.T) {
 	notify := systemdtest.Listen(t, false)
-	stderr := &syncBuffer{}
-	path, _ := runInProcess(t, `log_level = "warn"`, map[string]string{"NOTIFY_SOCKET": notify.Addr}, stderr)
-	notify.NextExcept(t, wait, "STATUS=Starting")
-	if strings.Contains(stderr.String(), "level=INFO") {
-		t.Fatalf("info logged at log_level=warn: %s", stderr)
+	_, stop := runInProcess(t, `greeting = "x"`, nil, systemd.Passed{
+		Notifier: systemd.NewNotifier(notify.Addr), Watchdog: 200 * time.Millisecond,
+	})
+	if msg := notify.NextExcept(t, systemdtest.Wait, "STATUS=Starting"); !strings.HasPrefix(msg, "READY=1\n") {
+		t.Fatalf("got %q, want READY=1", msg)
 	}
-	if err := os.WriteFile(path, []byte(`log_level = "info"`), 0o600); err != nil {
-		t.Fatal(err)
+	if msg := notify.Next(t, systemdtest.Wait); msg != "WATCHDOG=1" {
+		t.Errorf("got %q, want WATCHDOG=1", msg)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	notify.Next(t, wait) // RELOADING=1
-	notify.Next(t, wait) // READY=1
-	if !strings.Contains(stderr.String(), `level=INFO msg="configuration reloaded"`) {
-		t.Errorf("after reloading log_level=info, no info line: %s", stderr)
+	if err := stop(); err != nil {
+		t.Errorf("run: %v", err)
 	}
 }
 
-// TestReloadAppliesTheNewConfig: main's reload applies what the file now
-// says (the greeting at once, drain_timeout at the next stop, where
-// EXTEND_TIMEOUT_USEC asks for it), and keeps all of it when the new file
-// is invalid.
+// TestReloadAppliesTheNewConfig: a reload of the daemon's file applies
+// what it now says, to the example app (the greeting at once) and to the
+// lifecycle (drain_timeout at the next stop, where EXTEND_TIMEOUT_USEC asks
+// for it), and keeps all of it when the new file is invalid.
 func TestReloadAppliesTheNewConfig(t *testing.T) {
 	notify := systemdtest.Listen(t, false)
-	path, stop := runInProcess(t, `greeting = "one"`, map[string]string{"NOTIFY_SOCKET": notify.Addr}, io.Discard)
-	notify.Next(t, wait) // STATUS=Starting
-	ready := systemdtest.Fields(notify.Next(t, wait))
+	path, stop := runInProcess(t, `greeting = "one"`, nil, systemd.Passed{Notifier: systemd.NewNotifier(notify.Addr)})
+	notify.Next(t, systemdtest.Wait) // STATUS=Starting
+	ready := systemdtest.Fields(notify.Next(t, systemdtest.Wait))
 	addr, _, ok := strings.Cut(strings.TrimPrefix(ready["STATUS"], "Serving on "), " ")
 	if !ok {
 		t.Fatalf("READY=1 with STATUS=%q: no address", ready["STATUS"])
 	}
 	greeting := func() string {
 		t.Helper()
-		resp, err := (&http.Client{Timeout: wait}).Get("http://" + addr + "/")
+		resp, err := (&http.Client{Timeout: systemdtest.Wait}).Get("http://" + addr + "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -531,8 +376,8 @@ func TestReloadAppliesTheNewConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		syscall.Kill(os.Getpid(), syscall.SIGHUP)
-		notify.Next(t, wait) // RELOADING=1
-		return systemdtest.Fields(notify.Next(t, wait))
+		notify.Next(t, systemdtest.Wait) // RELOADING=1
+		return systemdtest.Fields(notify.Next(t, systemdtest.Wait))
 	}
 	if got := greeting(); got != "one\n" {
 		t.Fatalf("GET / = %q, want one", got)
@@ -549,7 +394,7 @@ func TestReloadAppliesTheNewConfig(t *testing.T) {
 		t.Errorf("after an invalid reload, GET / = %q, want the old two", got)
 	}
 	go stop()
-	stopping := systemdtest.Fields(notify.Next(t, wait))
+	stopping := systemdtest.Fields(notify.Next(t, systemdtest.Wait))
 	if got := stopping["EXTEND_TIMEOUT_USEC"]; got != "8000000" {
 		t.Errorf("stopping with drain_timeout 3s from the reload: EXTEND_TIMEOUT_USEC=%q, want 8000000 (3 s + 5 s)", got)
 	}
@@ -558,10 +403,10 @@ func TestReloadAppliesTheNewConfig(t *testing.T) {
 	}
 }
 
-// runInProcess calls run with env as its whole environment and a listener
-// of its own. It returns the config file's path, and a function that stops
-// run and returns its error.
-func runInProcess(t *testing.T, config string, env map[string]string, stderr io.Writer) (string, func() error) {
+// runInProcess calls run with env as its whole environment, what systemd
+// passed as passed, and a listener of its own. It returns the config file's
+// path, and a function that stops run and returns its error.
+func runInProcess(t *testing.T, config string, env map[string]string, passed systemd.Passed) (string, func() error) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.toml")
@@ -572,42 +417,24 @@ func runInProcess(t *testing.T, config string, env map[string]string, stderr io.
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"daemon", "-config", path, "-state-dir", dir, "-listen", "127.0.0.1:0"},
-			func(k string) string { return env[k] }, io.Discard, stderr)
+			func(k string) string { return env[k] }, passed, io.Discard, io.Discard)
 	}()
 	stop := sync.OnceValue(func() error { cancel(); return <-done })
 	t.Cleanup(func() { stop() })
 	return path, stop
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's writes and a test's reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestFDStoreKeepsThePortAcrossACrash(t *testing.T) {
-	addr := freePort(t)
+	addr := systemdtest.FreePort(t)
 	notify := systemdtest.Listen(t, false)
-	first := spawn(t, command(t, `greeting = "first"`, "-listen", addr, "-fd-store"), notify)
-	first.waitReady(t)
+	first := systemdtest.Spawn(t, command(t, `greeting = "first"`, "-listen", addr, "-fd-store"), notify)
+	first.WaitReady(t)
 	// The daemon opened its own socket and handed a copy to the store,
 	// which this test keeps, as systemd does.
-	stored := notify.StoredFile(t, wait)
+	stored := notify.StoredFile(t, systemdtest.Wait)
 
-	first.signal(t, syscall.SIGKILL) // a crash: no drain, no goodbye
-	first.exitCode(t)
+	first.Signal(t, syscall.SIGKILL) // a crash: no drain, no goodbye
+	first.ExitCode(t)
 
 	// While no daemon runs, the port still listens: a client is not refused
 	// but waits in the backlog…
@@ -618,9 +445,9 @@ func TestFDStoreKeepsThePortAcrossACrash(t *testing.T) {
 	defer conn.Close()
 	// …and the next start gets the socket back, as systemd passes it, and
 	// serves that client.
-	cmd := command(t, `greeting = "second"`, "-listen", freePort(t), "-fd-store")
-	passFiles(cmd, []string{"http"}, stored)
-	second := spawn(t, cmd, systemdtest.Listen(t, false))
+	cmd := command(t, `greeting = "second"`, "-listen", systemdtest.FreePort(t), "-fd-store")
+	systemdtest.PassFiles(cmd, []string{"http"}, stored)
+	second := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
 	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
@@ -630,7 +457,7 @@ func TestFDStoreKeepsThePortAcrossACrash(t *testing.T) {
 	if string(body) != "second\n" {
 		t.Errorf("the waiting client got %q, want the second daemon's greeting", body)
 	}
-	if ready := second.waitReady(t); !strings.Contains(ready["STATUS"], addr) {
+	if ready := second.WaitReady(t); !strings.Contains(ready["STATUS"], addr) {
 		t.Errorf("second daemon: STATUS=%q, want it serving the stored socket on %s", ready["STATUS"], addr)
 	}
 }

@@ -1,62 +1,98 @@
-// Package app is the example service the daemon runs: a greeting that comes
-// from the configuration (to show reloads), notes kept durably in the state
+// Package app is the example service: a greeting that comes from the
+// configuration (to show reloads), notes kept durably in the state
 // directory (to show state that survives restarts), and a work loop whose
 // health decides whether the systemd watchdog is fed.
 //
-// Replace it with your own service; the lifecycle package needs only the
-// methods of App that it calls.
+// It is the part of this repository a new service replaces. It implements
+// lifecycle.App, and has nothing else to do with systemd: the sockets,
+// readiness, health and metrics endpoints, reloads and the drain are the
+// lifecycle's.
 package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync/atomic"
 	"time"
 
 	"example.com/daemon/internal/config"
-	"example.com/daemon/internal/metrics"
+	"example.com/daemon/internal/lifecycle"
 )
+
+// Config is the app's part of the configuration file: top-level keys beside
+// the daemon's own (config.Config).
+type Config struct {
+	// Greeting is the text GET / answers with. Reloadable.
+	Greeting string `toml:"greeting"`
+	// StartDelay is simulated warm-up work before the daemon is ready (a
+	// cache to fill, a peer to connect to). It shows that systemd holds
+	// `systemctl start`, and queues connections, until READY=1. Read at
+	// start.
+	StartDelay config.Duration `toml:"start_delay"`
+	// DebugEndpoints enables POST /debug/wedge, GET /debug/sleep and GET
+	// /debug/panic, which let tests hang the app, hold requests open and
+	// panic in a handler. Off in production. Reloadable.
+	DebugEndpoints bool `toml:"debug_endpoints"`
+}
+
+// DefaultConfig returns the app's settings when the file does not set them.
+func DefaultConfig() Config {
+	return Config{Greeting: "Hello from daemon!"}
+}
 
 // App is the example service.
 type App struct {
-	logger  *slog.Logger
-	metrics *metrics.Metrics
-	cfg     atomic.Pointer[config.Config]
-	ready   atomic.Bool
-	store   *store
-	loop    context.Context // the work loop's life; Close ends it
-	stop    context.CancelFunc
-	done    chan struct{}
+	logger   *slog.Logger
+	stateDir string
+	cfg      atomic.Pointer[Config]
+	store    *store
+	loop     context.Context // the work loop's life; Close ends it
+	stop     context.CancelFunc
+	done     chan struct{}
 }
 
-// New returns the app with its first configuration, its metrics and the
-// directory it keeps state in. It loads the saved state; Start begins the
-// work.
-func New(logger *slog.Logger, cfg config.Config, m *metrics.Metrics, stateDir string) (*App, error) {
-	s, err := openStore(stateDir)
-	if err != nil {
-		return nil, err
+var _ lifecycle.App[Config] = (*App)(nil)
+
+// New returns the app with its first configuration and the directory it
+// keeps state in; Start opens the state and begins the work.
+func New(logger *slog.Logger, cfg Config, stateDir string) (*App, error) {
+	if stateDir == "" {
+		return nil, errors.New("no state directory: pass -state-dir, or run under systemd with StateDirectory=")
 	}
-	a := &App{logger: logger, metrics: m, store: s, done: make(chan struct{})}
+	a := &App{logger: logger, stateDir: stateDir, done: make(chan struct{})}
 	a.cfg.Store(&cfg)
 	return a, nil
 }
 
-// Start starts the work loop and does the warm-up a real service would do
-// before it can serve (here simulated by start_delay). It returns when the
-// app can serve, or when ctx is done.
-func (a *App) Start(ctx context.Context) error {
+// Start loads the saved notes, starts the work loop and does the warm-up a
+// real service would do before it can serve (here simulated by
+// start_delay). It returns when the app can serve, or when ctx is done.
+func (a *App) Start(ctx context.Context, progress lifecycle.Progress) error {
+	s, err := openStore(a.stateDir)
+	if err != nil {
+		return err
+	}
+	a.store = s
 	a.loop, a.stop = context.WithCancel(context.Background())
 	go func() {
 		defer close(a.done)
 		a.store.run(a.loop)
 	}()
-	if d := a.config().StartDelay.Duration; d > 0 {
-		a.logger.Info("warming up", "start_delay", d)
+	d := a.config().StartDelay.Duration
+	if d <= 0 {
+		return nil
+	}
+	// A warm-up says how it goes, and how much longer it needs, each
+	// second: systemd then waits for it past TimeoutStartSec=, and still
+	// ends a start that stops making progress.
+	a.logger.Info("warming up", "start_delay", d)
+	end := time.Now().Add(d)
+	for left := d; left > 0; left = time.Until(end) {
+		progress(fmt.Sprintf("Warming up: %s left", left.Round(time.Second)), left+5*time.Second)
 		select {
-		case <-time.After(d):
+		case <-time.After(min(left, time.Second)):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -64,26 +100,13 @@ func (a *App) Start(ctx context.Context) error {
 	return nil
 }
 
-// Handler returns the HTTP handler with every route (see routes.go), and
-// GET /metrics served by metricsHandler unless it is nil.
-func (a *App) Handler(metricsHandler http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	a.routes(mux, metricsHandler)
-	return mux
-}
-
 // Apply swaps in a new configuration. Requests already running keep the one
 // they started with; the next ones see the new one.
-func (a *App) Apply(cfg config.Config) {
+func (a *App) Apply(cfg Config) {
 	a.cfg.Store(&cfg)
 }
 
-func (a *App) config() *config.Config { return a.cfg.Load() }
-
-// SetReady sets what GET /readyz answers. The lifecycle manager sets it once
-// the daemon serves and clears it the moment stopping begins, so that a load
-// balancer stops sending new requests before the listener closes.
-func (a *App) SetReady(ready bool) { a.ready.Store(ready) }
+func (a *App) config() *Config { return a.cfg.Load() }
 
 // Check is the health check: it succeeds when the work loop answers within
 // ctx. GET /healthz and the systemd watchdog both use it.

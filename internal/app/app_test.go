@@ -1,8 +1,8 @@
 package app
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,40 +12,40 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"example.com/daemon/internal/config"
-	"example.com/daemon/internal/metrics"
 )
 
-func newApp(t *testing.T, dir string, cfg config.Config) *App {
+func newApp(t *testing.T, dir string, cfg Config) *App {
 	t.Helper()
-	a, err := New(slog.New(slog.DiscardHandler), cfg, metrics.New(prometheus.NewRegistry(), metrics.Build{}), dir)
+	a, err := New(slog.New(slog.DiscardHandler), cfg, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(context.Background()); err != nil {
+	if err := a.Start(context.Background(), func(string, time.Duration) {}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
 	return a
 }
 
+// do serves one request with the app's routes alone, without the
+// lifecycle's.
 func do(a *App, method, path, body string) *httptest.ResponseRecorder {
+	mux := http.NewServeMux()
+	a.Routes(func(pattern string, h http.Handler) { mux.Handle(pattern, h) })
 	rec := httptest.NewRecorder()
-	a.Handler(nil).ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	mux.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
 	return rec
 }
 
 func TestNotesSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
-	a := newApp(t, dir, config.Default())
+	a := newApp(t, dir, DefaultConfig())
 	if rec := do(a, "PUT", "/notes/todo", "buy milk"); rec.Code != http.StatusNoContent {
 		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
 	}
 	a.Close()
-	b := newApp(t, dir, config.Default())
+	b := newApp(t, dir, DefaultConfig())
 	if rec := do(b, "GET", "/notes/todo", ""); rec.Code != 200 || rec.Body.String() != "buy milk" {
 		t.Errorf("GET after restart: %d %q", rec.Code, rec.Body)
 	}
@@ -56,7 +56,7 @@ func TestNotesSurviveARestart(t *testing.T) {
 
 func TestFailedWriteKeepsTheOldState(t *testing.T) {
 	dir := t.TempDir()
-	a := newApp(t, dir, config.Default())
+	a := newApp(t, dir, DefaultConfig())
 	do(a, "PUT", "/notes/a", "one")
 	// A non-empty directory where the state file goes: the rename fails,
 	// even for root.
@@ -76,18 +76,18 @@ func TestFailedWriteKeepsTheOldState(t *testing.T) {
 }
 
 func TestNoteBodyIsLimited(t *testing.T) {
-	a := newApp(t, t.TempDir(), config.Default())
+	a := newApp(t, t.TempDir(), DefaultConfig())
 	if rec := do(a, "PUT", "/notes/big", strings.Repeat("x", maxNote+1)); rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("PUT of %d bytes: %d, want 413", maxNote+1, rec.Code)
 	}
 }
 
 func TestDebugEndpointsFollowTheConfig(t *testing.T) {
-	a := newApp(t, t.TempDir(), config.Default())
+	a := newApp(t, t.TempDir(), DefaultConfig())
 	if rec := do(a, "POST", "/debug/wedge", ""); rec.Code != http.StatusNotFound {
 		t.Errorf("POST /debug/wedge with debug_endpoints off: %d, want 404", rec.Code)
 	}
-	cfg := config.Default()
+	cfg := DefaultConfig()
 	cfg.DebugEndpoints = true
 	a.Apply(cfg)
 	if rec := do(a, "GET", "/debug/sleep?d=1ms", ""); rec.Code != 200 {
@@ -96,11 +96,11 @@ func TestDebugEndpointsFollowTheConfig(t *testing.T) {
 }
 
 func TestWedgeFailsTheHealthCheck(t *testing.T) {
-	cfg := config.Default()
+	cfg := DefaultConfig()
 	cfg.DebugEndpoints = true
 	a := newApp(t, t.TempDir(), cfg)
-	if rec := do(a, "GET", "/healthz", ""); rec.Code != 200 {
-		t.Fatalf("healthz before wedge: %d", rec.Code)
+	if err := a.Check(context.Background()); err != nil {
+		t.Fatalf("health check before the wedge: %v", err)
 	}
 	if rec := do(a, "POST", "/debug/wedge", ""); rec.Code != http.StatusAccepted {
 		t.Fatalf("wedge: %d", rec.Code)
@@ -112,39 +112,47 @@ func TestWedgeFailsTheHealthCheck(t *testing.T) {
 	}
 }
 
-func TestReadyzFollowsSetReady(t *testing.T) {
-	a := newApp(t, t.TempDir(), config.Default())
-	for _, ready := range []bool{false, true, false} {
-		a.SetReady(ready)
-		want := map[bool]int{true: 200, false: 503}[ready]
-		if rec := do(a, "GET", "/readyz", ""); rec.Code != want {
-			t.Errorf("ready=%v: /readyz %d, want %d", ready, rec.Code, want)
-		}
-	}
-}
-
-func TestPanicInAHandlerIsRecoveredLoggedAndCounted(t *testing.T) {
-	cfg := config.Default()
-	cfg.DebugEndpoints = true
-	var logs bytes.Buffer
-	reg := prometheus.NewRegistry()
-	a, err := New(slog.New(slog.NewTextHandler(&logs, nil)), cfg, metrics.New(reg, metrics.Build{}), t.TempDir())
+func TestShippedConfigIsValid(t *testing.T) {
+	path := filepath.Join("..", "..", "deploy", "config.toml")
+	_, cfg, err := config.File[Config]{Path: path, AppDefaults: DefaultConfig}.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Start(context.Background())
+	if cfg.DebugEndpoints {
+		t.Error("the shipped config enables the debug endpoints")
+	}
+}
+
+func TestWarmUpReportsItsProgress(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.StartDelay = config.Duration{Duration: 1500 * time.Millisecond}
+	a, err := New(slog.New(slog.DiscardHandler), cfg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { a.Close() })
-	if rec := do(a, "GET", "/debug/panic", ""); rec.Code != http.StatusInternalServerError {
-		t.Errorf("GET /debug/panic: %d, want 500", rec.Code)
+	var more []time.Duration
+	if err := a.Start(context.Background(), func(_ string, d time.Duration) { more = append(more, d) }); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "routes.go") {
-		t.Errorf("panic not logged at error level with its stack: %s", logs.String())
+	// Once at the start and once a second after, each time asking for
+	// what is left and a margin.
+	if len(more) != 2 || more[0] < 6*time.Second || more[0] > 6500*time.Millisecond || more[1] > more[0]-time.Second/2 {
+		t.Errorf("progress asked for %v, want about [6.5s 5.5s]", more)
 	}
-	if n, err := testutil.GatherAndCount(reg, "daemon_http_panics_total"); err != nil || n != 1 {
-		t.Errorf("daemon_http_panics_total series: %d, %v; want 1", n, err)
+}
+
+func TestStartReturnsWhenItsContextEnds(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.StartDelay = config.Duration{Duration: time.Hour}
+	a, err := New(slog.New(slog.DiscardHandler), cfg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	// …and the app still serves.
-	if rec := do(a, "GET", "/", ""); rec.Code != 200 {
-		t.Errorf("GET / after a panic: %d", rec.Code)
+	t.Cleanup(func() { a.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := a.Start(ctx, func(string, time.Duration) {}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Start with an hour's warm-up and a context that ends: %v", err)
 	}
 }

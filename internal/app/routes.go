@@ -1,34 +1,24 @@
 package app
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"runtime/debug"
 	"time"
 )
 
-// routes lists every endpoint the daemon answers on its main listener.
-// GET /metrics is here unless systemd passed a socket named "metrics" or
-// -metrics-listen was given: then it is served there alone (metricsHandler
-// is nil), so that the metrics port can be firewalled apart.
-func (a *App) routes(mux *http.ServeMux, metricsHandler http.Handler) {
-	handle := func(pattern string, h http.Handler) {
-		mux.Handle(pattern, a.metrics.Instrument(pattern, a.recoverPanics(pattern, h)))
-	}
+// Routes lists every endpoint of the example service. The lifecycle adds
+// its own beside them (GET /healthz, GET /readyz, GET /metrics: see
+// internal/lifecycle/routes.go), and wraps each in request metrics and panic
+// recovery.
+func (a *App) Routes(handle func(pattern string, h http.Handler)) {
 	handle("GET /{$}", a.handleGreeting())
-	handle("GET /healthz", a.handleHealthz())
-	handle("GET /readyz", a.handleReadyz())
 	handle("GET /notes/{name}", a.handleGetNote())
 	handle("PUT /notes/{name}", a.handlePutNote())
 	handle("POST /debug/wedge", a.debugOnly(a.handleWedge()))
 	handle("GET /debug/sleep", a.debugOnly(a.handleSleep()))
 	handle("GET /debug/panic", a.debugOnly(a.handlePanic()))
-	if metricsHandler != nil {
-		handle("GET /metrics", metricsHandler)
-	}
 }
 
 // handleGreeting answers with the configured greeting; a reload changes it.
@@ -37,31 +27,6 @@ func (a *App) handleGreeting() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, a.config().Greeting)
 		io.WriteString(w, "\n") // apart, so that GET / allocates no string
-	})
-}
-
-// handleHealthz answers 200 while the work loop answers: the process can
-// serve. It is the same check that gates the systemd watchdog.
-func (a *App) handleHealthz() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		if err := a.Check(ctx); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n")
-	})
-}
-
-// handleReadyz answers 200 only between READY=1 and STOPPING=1.
-func (a *App) handleReadyz() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready\n")
 	})
 }
 
@@ -113,27 +78,6 @@ func (a *App) debugOnly(h http.Handler) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// recoverPanics turns a panic in h into a 500, an error in the log with
-// the stack, and a count in daemon_http_panics_total. net/http would recover
-// it too, but only by closing the connection and writing to its own log.
-func (a *App) recoverPanics(route string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
-				panic(v) // the handler's way to abort the response on purpose
-			}
-			a.metrics.Panicked(route)
-			a.logger.Error("panic serving request", "route", route, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			http.Error(w, "internal error", http.StatusInternalServerError)
-		}()
 		h.ServeHTTP(w, r)
 	})
 }

@@ -1,4 +1,8 @@
-// Package config loads the daemon's TOML configuration file.
+// Package config loads the configuration file: the daemon's own settings,
+// which every service built on this kit has (logging, the listen address,
+// the stop's drain timeout, the HTTP server's limits), and the app's
+// settings beside them in the same file, decoded into a struct the app
+// defines.
 //
 // Every value is checked while it is decoded, so an error can name the file,
 // the line and the key that is wrong: a daemon that refuses to start, or
@@ -9,22 +13,20 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
-
-	"example.com/daemon/internal/logging"
 )
 
-// Config is the daemon's configuration. The zero value is not valid; start
-// from Default.
+// Config is the daemon's own part of the configuration. The zero value is
+// not valid; start from Default.
 type Config struct {
-	// Greeting is the text GET / answers with.
-	Greeting string `toml:"greeting"`
 	// LogLevel is the lowest level logged: debug, info, warn or error.
 	LogLevel Level `toml:"log_level"`
 	// LogFormat chooses where logs go: auto (the journal when stderr is
@@ -36,16 +38,9 @@ type Config struct {
 	// DrainTimeout bounds how long in-flight requests may take to finish
 	// after a stop was requested.
 	DrainTimeout Duration `toml:"drain_timeout"`
-	// StartDelay is simulated warm-up work before the daemon is ready (a
-	// cache to fill, a peer to connect to). It shows that systemd holds
-	// `systemctl start`, and queues connections, until READY=1.
-	StartDelay Duration `toml:"start_delay"`
 	// HTTP bounds what one client can hold: a slow or hostile client must
 	// not be able to starve the others. Takes effect at the next start.
 	HTTP HTTP `toml:"http"`
-	// DebugEndpoints enables POST /debug/wedge and GET /debug/sleep, which
-	// let tests hang the app and hold requests open. Off in production.
-	DebugEndpoints bool `toml:"debug_endpoints"`
 }
 
 // HTTP holds the limits of the HTTP server, in the [http] table.
@@ -70,10 +65,9 @@ type HTTP struct {
 	MaxConnections int `toml:"max_connections"`
 }
 
-// Default returns the configuration used when no file exists.
+// Default returns the daemon's settings when the file does not set them.
 func Default() Config {
 	return Config{
-		Greeting:     "Hello from daemon!",
 		LogLevel:     Level{slog.LevelInfo},
 		LogFormat:    Format{"auto"},
 		Listen:       Address{"127.0.0.1:8080"},
@@ -89,29 +83,76 @@ func Default() Config {
 	}
 }
 
-// Load reads the file at path over the defaults. An error that concerns the
-// file's content is an *Error; a file that does not exist gives an error
-// that matches fs.ErrNotExist.
-func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, err
-	}
-	return Parse(path, data)
+// File is the configuration file, read at start and again on every reload.
+// A is the app's part of it: a struct with toml tags whose keys sit beside
+// the daemon's own.
+type File[A any] struct {
+	// Path is the file's name.
+	Path string
+	// Optional makes a missing file mean the defaults; it is set when Path
+	// is the default path, not one named with -config.
+	Optional bool
+	// AppDefaults returns the app's settings as they are before the file
+	// is read; nil means A's zero value.
+	AppDefaults func() A
+	// Override is applied to every Config read, for the command line's
+	// settings that win over the file's (-listen, -log-format); may be nil.
+	Override func(*Config)
 }
 
-// Parse decodes data, read from the file named name, over the defaults.
-// Unknown keys are errors: a misspelt key silently ignored is a setting
-// that silently does not apply.
-func Parse(name string, data []byte) (Config, error) {
+// Load reads the file: the daemon's settings and the app's, or an error
+// that names the file, line and key.
+func (f File[A]) Load() (Config, A, error) {
+	var app A
+	if f.AppDefaults != nil {
+		app = f.AppDefaults()
+	}
 	cfg := Default()
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
+	data, err := os.ReadFile(f.Path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && f.Optional:
+	case err != nil:
+		return Config{}, app, err
+	default:
+		if cfg, err = Parse(f.Path, data, &app); err != nil {
+			return Config{}, app, err
+		}
+	}
+	if f.Override != nil {
+		f.Override(&cfg)
+	}
+	return cfg, app, nil
+}
+
+// Parse decodes data, read from the file named name, over the defaults:
+// the daemon's settings into the Config it returns, and the app's into app,
+// a pointer to the app's settings holding their defaults (nil for an app
+// with none). Unknown keys are errors: a misspelt key silently ignored is a
+// setting that silently does not apply.
+func Parse(name string, data []byte, app any) (Config, error) {
+	cfg := Default()
+	// The file is decoded twice, once into each struct; a key is unknown
+	// when neither of them has it.
+	unknownToDaemon, err := decode(data, &cfg)
+	if err != nil {
 		return Config{}, newError(name, err)
 	}
-	// The only checks that need more than one value at a time. The
-	// decoder no longer knows the lines, so these errors name the key.
+	unknown := unknownToDaemon
+	if app != nil {
+		unknownToApp, err := decode(data, app)
+		if err != nil {
+			return Config{}, newError(name, err)
+		}
+		unknown = unknownToBoth(unknownToDaemon, unknownToApp)
+	}
+	if len(unknown) > 0 {
+		de := unknown[0]
+		line, col := de.Position()
+		return Config{}, &Error{File: name, Line: line, Column: col, Key: strings.Join(de.Key(), "."),
+			Err: errors.New("unknown key (misspelt, or not supported by this version)")}
+	}
+	// The only checks that the decoder cannot make itself. It no longer
+	// knows the lines, so these errors name the key.
 	for _, c := range []struct {
 		key string
 		n   int
@@ -121,6 +162,51 @@ func Parse(name string, data []byte) (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// decode decodes data into v, strictly, and returns the keys v has no field
+// for, in the order the file has them.
+func decode(data []byte, v any) ([]toml.DecodeError, error) {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	var se *toml.StrictMissingError
+	if errors.As(err, &se) {
+		return se.Errors, nil
+	}
+	return nil, err
+}
+
+// unknownToBoth returns the keys of a that b does not know either. A key
+// is unknown to a struct when it, or the table holding it, is reported: a
+// table the struct lacks is reported once, not key by key.
+func unknownToBoth(a, b []toml.DecodeError) []toml.DecodeError {
+	covers := func(errs []toml.DecodeError, key []string) bool {
+		return slices.ContainsFunc(errs, func(e toml.DecodeError) bool {
+			k := e.Key()
+			return len(k) <= len(key) && slices.Equal(k, key[:len(k)])
+		})
+	}
+	var both []toml.DecodeError
+	for _, e := range a {
+		if covers(b, e.Key()) {
+			both = append(both, e)
+		}
+	}
+	for _, e := range b {
+		if covers(a, e.Key()) && !covers(both, e.Key()) {
+			both = append(both, e)
+		}
+	}
+	slices.SortFunc(both, func(x, y toml.DecodeError) int {
+		xl, xc := x.Position()
+		yl, yc := y.Position()
+		if xl != yl {
+			return xl - yl
+		}
+		return xc - yc
+	})
+	return both
 }
 
 // Error is a problem with the content of a configuration file.
@@ -146,20 +232,14 @@ func (e *Error) Unwrap() error { return e.Err }
 
 func newError(file string, err error) error {
 	var de *toml.DecodeError
-	var se *toml.StrictMissingError
-	switch {
-	case errors.As(err, &se) && len(se.Errors) > 0:
-		de = &se.Errors[0]
-		err = errors.New("unknown key (misspelt, or not supported by this version)")
-	case errors.As(err, &de):
-		// The decoder's message starts with "toml: ", and for a value
-		// rejected by UnmarshalText it carries our own message after it.
-		err = errors.New(strings.TrimPrefix(de.Error(), "toml: "))
-	default:
+	if !errors.As(err, &de) {
 		return &Error{File: file, Err: err}
 	}
+	// The decoder's message starts with "toml: ", and for a value rejected
+	// by UnmarshalText it carries our own message after it.
 	line, col := de.Position()
-	return &Error{File: file, Line: line, Column: col, Key: strings.Join(de.Key(), "."), Err: err}
+	return &Error{File: file, Line: line, Column: col, Key: strings.Join(de.Key(), "."),
+		Err: errors.New(strings.TrimPrefix(de.Error(), "toml: "))}
 }
 
 // Level is a log level restricted to the four names the daemon documents.
@@ -178,19 +258,25 @@ func (l *Level) UnmarshalText(b []byte) error {
 // decoder assigns a string to a string-kinded type directly, without calling
 // its UnmarshalText, and so without the check.
 
-// Format is where logs go: auto, journal, text or json.
+// Format is where logs go: auto, journal, text or json (package logging
+// says what each means).
 type Format struct{ s string }
 
 func (f Format) String() string { return f.s }
 
-// UnmarshalText accepts the formats package logging knows.
+// UnmarshalText accepts auto, journal, text and json. The -log-format flag
+// is parsed with it too (flag.TextVar).
 func (f *Format) UnmarshalText(b []byte) error {
-	if _, err := logging.ParseFormat(string(b)); err != nil {
-		return err
+	switch s := string(b); s {
+	case "auto", "journal", "text", "json":
+		f.s = s
+		return nil
 	}
-	f.s = string(b)
-	return nil
+	return fmt.Errorf("log format %q: must be one of auto, journal, text, json", b)
 }
+
+// MarshalText writes the format back as UnmarshalText reads it.
+func (f Format) MarshalText() ([]byte, error) { return []byte(f.s), nil }
 
 // Address is a host:port to listen on.
 type Address struct{ s string }
@@ -198,6 +284,7 @@ type Address struct{ s string }
 func (a Address) String() string { return a.s }
 
 // UnmarshalText accepts host:port, with an empty host meaning every address.
+// The -listen flag is parsed with it too.
 func (a *Address) UnmarshalText(b []byte) error {
 	if _, _, err := net.SplitHostPort(string(b)); err != nil {
 		return fmt.Errorf("%q is not host:port: %w", b, err)
@@ -205,6 +292,9 @@ func (a *Address) UnmarshalText(b []byte) error {
 	a.s = string(b)
 	return nil
 }
+
+// MarshalText writes the address back as UnmarshalText reads it.
+func (a Address) MarshalText() ([]byte, error) { return []byte(a.s), nil }
 
 // Duration is a non-negative time.Duration written like "10s" or "1m30s".
 type Duration struct{ time.Duration }

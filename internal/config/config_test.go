@@ -4,13 +4,26 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-func TestParseReadsEveryKey(t *testing.T) {
+// appSettings stands for an app's part of the file: keys at the top level
+// and a table of its own, beside the daemon's.
+type appSettings struct {
+	Greeting string   `toml:"greeting"`
+	Delay    Duration `toml:"start_delay"`
+	Debug    bool     `toml:"debug_endpoints"`
+	Notes    struct {
+		Max int `toml:"max"`
+	} `toml:"notes"`
+}
+
+func TestParseReadsEveryKeyIntoTheDaemonsAndTheAppsSettings(t *testing.T) {
+	var app appSettings
 	cfg, err := Parse("c.toml", []byte(`
 greeting = "hi"
 log_level = "DEBUG"
@@ -27,18 +40,18 @@ write_timeout = "3s"
 idle_timeout = "4s"
 max_header_bytes = 4096
 max_connections = 10
-`))
+
+[notes]
+max = 7
+`), &app)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
-		Greeting:       "hi",
-		LogLevel:       Level{slog.LevelDebug},
-		LogFormat:      Format{"json"},
-		Listen:         Address{":9000"},
-		DrainTimeout:   Duration{90 * time.Second},
-		StartDelay:     Duration{2 * time.Second},
-		DebugEndpoints: true,
+		LogLevel:     Level{slog.LevelDebug},
+		LogFormat:    Format{"json"},
+		Listen:       Address{":9000"},
+		DrainTimeout: Duration{90 * time.Second},
 		HTTP: HTTP{
 			ReadHeaderTimeout: Duration{time.Second},
 			ReadTimeout:       Duration{2 * time.Second},
@@ -51,17 +64,31 @@ max_connections = 10
 	if cfg != want {
 		t.Errorf("got %+v\nwant %+v", cfg, want)
 	}
+	wantApp := appSettings{Greeting: "hi", Delay: Duration{2 * time.Second}, Debug: true}
+	wantApp.Notes.Max = 7
+	if app != wantApp {
+		t.Errorf("app settings %+v, want %+v", app, wantApp)
+	}
 }
 
 func TestMissingKeysKeepTheirDefaults(t *testing.T) {
-	cfg, err := Parse("c.toml", []byte(`greeting = "hi"`))
+	app := appSettings{Greeting: "default"}
+	cfg, err := Parse("c.toml", []byte(`drain_timeout = "1s"`), &app)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Default()
-	want.Greeting = "hi"
-	if cfg != want {
-		t.Errorf("got %+v, want %+v", cfg, want)
+	want.DrainTimeout = Duration{time.Second}
+	if cfg != want || app.Greeting != "default" {
+		t.Errorf("got %+v and %+v, want %+v and the app's default greeting", cfg, app, want)
+	}
+}
+
+func TestAKeyOnlyTheAppKnowsIsUnknownWithoutTheApp(t *testing.T) {
+	_, err := Parse("c.toml", []byte("drain_timeout = \"1s\"\ngreeting = \"hi\""), nil)
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Key != "greeting" || ce.Line != 2 {
+		t.Errorf("Parse without app settings: %v, want greeting at line 2 unknown", err)
 	}
 }
 
@@ -75,7 +102,10 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad log level", "\nlog_level = \"loud\"", 2, "log_level", `"loud" is not a log level`},
 		{"bad log format", "log_format = \"xml\"", 1, "log_format", "auto, journal, text, json"},
 		{"bad duration", "\n\ndrain_timeout = \"soon\"", 3, "drain_timeout", `"soon" is not a duration`},
-		{"negative duration", "start_delay = \"-1s\"", 1, "start_delay", "negative"},
+		{"negative duration", "drain_timeout = \"-1s\"", 1, "drain_timeout", "negative"},
+		{"bad value of the app's", "\nstart_delay = \"soon\"", 2, "start_delay", "not a duration"},
+		{"unknown key in the app's table", "[notes]\nmax = 1\nmin = 2", 3, "notes.min", "unknown key"},
+		{"unknown table", "[nodes]\nmax = 1", 1, "nodes", "unknown key"},
 		{"bad address", "listen = \"8080\"", 1, "listen", "not host:port"},
 		{"wrong type", "debug_endpoints = \"yes\"", 1, "debug_endpoints", "bool"},
 		{"syntax", "greeting = \"unterminated\n", 1, "", "string"},
@@ -84,7 +114,7 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"not positive", "[http]\nmax_connections = 0", 0, "http.max_connections", "must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse("/etc/daemon/config.toml", []byte(tc.doc))
+			_, err := Parse("/etc/daemon/config.toml", []byte(tc.doc), &appSettings{})
 			var ce *Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("Parse: %v (%T), want *Error", err, err)
@@ -102,20 +132,41 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 	}
 }
 
-func TestLoadMissingFileIsNotExist(t *testing.T) {
-	_, err := Load(filepath.Join(t.TempDir(), "none.toml"))
-	if !errors.Is(err, fs.ErrNotExist) {
+func TestLoadOfAMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "none.toml")
+	if _, _, err := (File[appSettings]{Path: path}).Load(); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load of a missing file: %v, want fs.ErrNotExist", err)
+	}
+	// The default path may be missing: the defaults apply.
+	cfg, app, err := File[appSettings]{Path: path, Optional: true,
+		AppDefaults: func() appSettings { return appSettings{Greeting: "default"} }}.Load()
+	if err != nil || cfg != Default() || app.Greeting != "default" {
+		t.Errorf("Load of a missing optional file: %+v %+v %v, want the defaults", cfg, app, err)
 	}
 }
 
-func TestShippedConfigIsValid(t *testing.T) {
-	path := filepath.Join("..", "..", "deploy", "config.toml")
-	cfg, err := Load(path)
-	if err != nil {
+func TestOverrideWinsOverTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.toml")
+	if err := os.WriteFile(path, []byte(`listen = "127.0.0.1:1"`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DebugEndpoints {
-		t.Error("the shipped config enables the debug endpoints")
+	cfg, _, err := File[appSettings]{Path: path, Override: func(c *Config) { c.Listen = Address{"127.0.0.1:2"} }}.Load()
+	if err != nil || cfg.Listen.String() != "127.0.0.1:2" {
+		t.Errorf("Load with an override: listen %v, %v; want 127.0.0.1:2", cfg.Listen, err)
+	}
+}
+
+func TestLogFormatNames(t *testing.T) {
+	for _, s := range []string{"auto", "journal", "text", "json"} {
+		var f Format
+		if err := f.UnmarshalText([]byte(s)); err != nil || f.String() != s {
+			t.Errorf("Format %q: %q, %v", s, f, err)
+		}
+	}
+	for _, s := range []string{"", "JSON", "syslog"} {
+		var f Format
+		if err := f.UnmarshalText([]byte(s)); err == nil || !strings.Contains(err.Error(), "auto, journal, text, json") {
+			t.Errorf("Format %q: error %v, want one that lists the formats", s, err)
+		}
 	}
 }

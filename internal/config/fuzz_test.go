@@ -19,12 +19,13 @@ func FuzzParse(f *testing.F) {
 		"greeting = 1",
 		"= 1",
 		"[[http]]",
+		"[notes]\nmax = 1\n[notes.x]\ny = 2",
 		"a.b.c = 1",
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, err := Parse("fuzz.toml", data)
+		_, err := Parse("fuzz.toml", data, &appSettings{})
 		if err == nil {
 			return
 		}

@@ -1,8 +1,12 @@
-// Package lifecycle sequences the daemon's life under systemd. Run reads top
-// to bottom in the order things happen: take the listening socket, start the
-// app, catch signals, serve, tell systemd READY=1, then answer SIGHUP with a
-// reload and SIGTERM with a drain, feeding the watchdog all along while the
-// app is healthy.
+// Package lifecycle sequences a daemon's life under systemd, and owns what
+// every daemon needs whatever its app does: the systemd protocol, GET
+// /healthz, GET /readyz, GET /metrics, request metrics, panic recovery, the
+// reload of the configuration and the drain. Run reads top to bottom in the
+// order things happen: catch signals, take the listening sockets, start the
+// app, serve, tell systemd READY=1, then answer SIGHUP with a reload and
+// SIGTERM with a drain, feeding the watchdog while the app is healthy.
+//
+// The app, the part that is a particular service, implements App.
 package lifecycle
 
 import (
@@ -25,50 +29,58 @@ import (
 	"example.com/daemon/internal/systemd"
 )
 
-// App is the service that Run runs.
-type App interface {
-	// Start does the work needed before the app can serve.
-	Start(ctx context.Context) error
-	// Handler serves the app's requests, and metrics on GET /metrics
-	// unless metrics is nil.
-	Handler(metrics http.Handler) http.Handler
-	// SetReady sets what the readiness endpoint answers.
-	SetReady(ready bool)
-	// Check is the health check that gates the watchdog.
+// App is the service that Run runs: only what a particular service has of
+// its own. C is its part of the configuration file (see config.File).
+type App[C any] interface {
+	// Start does what the app needs before it can serve: open its state,
+	// warm up. Connections wait in the socket's backlog meanwhile. ctx is
+	// cancelled when a stop is requested during the start, and Start should
+	// then return soon. A start that may outlast TimeoutStartSec= calls
+	// progress as it goes.
+	Start(ctx context.Context, progress Progress) error
+	// Routes registers the app's endpoints with handle, which wraps each in
+	// request metrics and panic recovery and serves it on the main
+	// listener beside the daemon's own (routes.go).
+	Routes(handle func(pattern string, h http.Handler))
+	// Check is the health check: GET /healthz answers with it, and the
+	// watchdog is fed only while it passes. It fails when the app cannot do
+	// its work (a wedged loop, a stuck disk).
 	Check(ctx context.Context) error
-	// Close releases the app after the last request finished.
+	// Apply takes the app's settings from a configuration reloaded on
+	// SIGHUP, once the whole file was found valid.
+	Apply(C)
+	// Close releases what Start opened. Run calls it once Start has
+	// returned, whatever Start returned, and after the last request.
 	Close() error
 }
 
+// Progress reports how a long start goes: status becomes STATUS=, and
+// systemd is asked to wait up to more from now before TimeoutStartSec=
+// ends the start (EXTEND_TIMEOUT_USEC=). A warm-up that makes progress
+// calls it as it goes, and so is not killed for being slow; one that hangs
+// stops calling it, and still is.
+type Progress func(status string, more time.Duration)
+
 // Daemon is what Run needs, all of it passed in.
-type Daemon struct {
+type Daemon[C any] struct {
 	Logger *slog.Logger
-	// Notifier sends sd_notify messages; it drops them outside systemd.
-	Notifier *systemd.Notifier
-	// Listeners are the sockets systemd passed in; empty without socket
-	// activation.
-	Listeners systemd.Listeners
-	// Listen is the address to open when systemd passed no socket.
-	Listen string
+	// LogLevel is the logger's level; a reload sets it.
+	LogLevel *slog.LevelVar
+	// Systemd is what systemd passed in: the notify socket, the listening
+	// sockets and the watchdog interval (systemd.Take).
+	Systemd systemd.Passed
 	// MetricsListen is where to serve metrics when systemd passed no socket
 	// named "metrics"; empty means on the main listener.
 	MetricsListen string
-	// HTTP bounds what a client may hold: timeouts, header size, and the
-	// number of connections served at once.
-	HTTP    config.HTTP
-	Metrics *metrics.Metrics
 	// StoreListener hands a listener the daemon opened itself to systemd's
 	// file descriptor store (FileDescriptorStoreMax= in the unit).
 	StoreListener bool
-	// Watchdog is systemd's watchdog interval (WatchdogSec=); 0 when off.
-	Watchdog time.Duration
-	App      App
-	// Reload re-reads the configuration and applies it, or returns why it
-	// could not, leaving the old one in place.
-	Reload func() error
-	// DrainTimeout is how long in-flight requests may take once stopping
-	// begins; read when the stop begins, so a reload can change it.
-	DrainTimeout func() time.Duration
+	Metrics       *metrics.Metrics
+	// Config is the configuration read at start, and ConfigFile where a
+	// reload reads the next one.
+	Config     config.Config
+	ConfigFile config.File[C]
+	App        App[C]
 }
 
 // The FileDescriptorName= of the sockets the daemon serves: the app, and
@@ -78,31 +90,52 @@ const (
 	metricsSocket = "metrics"
 )
 
-// Run runs the daemon until SIGTERM or SIGINT (or ctx) stops it. A clean stop
-// returns nil.
-func Run(ctx context.Context, d Daemon) error {
-	log := d.Logger
+// kit is a running daemon's state: what Run was given, and what changes
+// while it runs.
+type kit[C any] struct {
+	Daemon[C]
+	cfg   config.Config // the configuration in force; reloads replace it
+	ready atomic.Bool   // what GET /readyz answers
+}
 
-	// 1. The listening socket: systemd's, if it passed one, else our own.
+// Run runs the daemon until SIGTERM or SIGINT (or ctx) stops it. A clean
+// stop, including one requested before the start finished, returns nil.
+func Run[C any](ctx context.Context, d Daemon[C]) error {
+	k := &kit[C]{Daemon: d, cfg: d.Config}
+	if k.LogLevel == nil {
+		k.LogLevel = new(slog.LevelVar)
+	}
+	log := k.Logger
+
+	// 1. Signals, first of all. systemd may send SIGTERM (`systemctl stop`)
+	// while the app is still starting, and SIGHUP the moment the unit is
+	// active; a signal not yet caught ends the process by its default
+	// action (SIGHUP's too), so that Close would never run.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
+	// 2. The listening socket: systemd's, if it passed one, else our own.
 	// With socket activation systemd opened the port before starting us and
 	// keeps it open across restarts; binding a port ourselves then would
 	// fail, or worse, listen where no client is sent.
-	ln, origin, err := listen(d.Listeners, d.Listen)
+	passed := k.Systemd.Listeners
+	ln, origin, err := listen(passed, k.cfg.Listen.String())
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	metricsLn, err := listenMetrics(d.Listeners, d.MetricsListen)
+	metricsLn, err := listenMetrics(passed, k.MetricsListen)
 	if err != nil {
 		return err
 	}
 	if metricsLn != nil {
 		defer metricsLn.Close()
 	}
-	if unused := d.Listeners.Close(); len(unused) > 0 {
+	if unused := passed.Close(); len(unused) > 0 {
 		log.Warn("closing sockets passed in that the daemon does not use", "names", unused)
 	}
-	d.Metrics.SetSocketActivated(origin == passedIn)
+	k.Metrics.SetSocketActivated(origin == passedIn)
 	serving := fmt.Sprintf("Serving on %s (%s)", ln.Addr(), origin)
 
 	// Without a .socket unit, systemd can still keep the port open across
@@ -110,70 +143,71 @@ func Run(ctx context.Context, d Daemon) error {
 	// start (after a crash, a watchdog kill or a restart) finds it in
 	// LISTEN_FDS as if socket-activated. Clients then wait in the backlog
 	// instead of being refused while the daemon is down.
-	if d.StoreListener && origin == ownSocket {
-		if err := storeListener(d.Notifier, ln); err != nil {
+	if k.StoreListener && origin == ownSocket {
+		if err := storeListener(k.Systemd.Notifier, ln); err != nil {
 			log.Warn("could not hand the listener to systemd's FD store", "err", err)
 		}
 	}
 
-	// 2. Start the app. Connections that arrive meanwhile wait in the
+	// 3. Start the app. Connections that arrive meanwhile wait in the
 	// socket's backlog; systemd reports the unit as "activating" and holds
-	// `systemctl start` until READY=1.
-	notify(d, systemd.Status("Starting"))
-	if err := d.App.Start(ctx); err != nil {
-		return fmt.Errorf("start: %w", err)
+	// `systemctl start` until READY=1. A stop requested now cancels the
+	// start; a reload waits until the daemon is ready.
+	k.notify(systemd.Status("Starting"))
+	reloadWaiting, stopped := k.start(ctx, signals)
+	defer k.App.Close()
+	if stopped != nil {
+		return stopped.err
 	}
-	defer d.App.Close()
-
-	// 3. Signals, before READY=1: systemd may send SIGHUP (reload) or SIGTERM
-	// (stop) the moment the unit is active, and a signal that arrives before
-	// it is caught kills the process (SIGHUP's default action is to end it).
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(signals)
 
 	// 4. Serve. The socket already listens, so from here on every connection
 	// is accepted and served, including one made the instant READY=1 arrives.
 	// Metrics have a listener of their own, or a route on the main one.
-	metricsOnMain := d.Metrics.Handler()
+	metricsOnMain := k.Metrics.Handler()
 	metricsServed := make(chan error, 1)
 	if metricsLn != nil {
 		metricsOnMain = nil
-		metricsSrv := newServer(d, d.Metrics.Handler(), nil)
+		metricsSrv := k.newServer(k.Metrics.Handler(), nil)
 		defer metricsSrv.Close() // after the drain, so that metrics show it
 		go func() { metricsServed <- metricsSrv.Serve(metricsLn) }()
 		serving += fmt.Sprintf(", metrics on %s", metricsLn.Addr())
 	}
-	conns := &connections{metrics: d.Metrics}
-	srv := newServer(d, d.App.Handler(metricsOnMain), conns)
-	// Past MaxConnections, Accept waits: new clients queue in the kernel's
+	conns := &connections{metrics: k.Metrics}
+	srv := k.newServer(k.handler(metricsOnMain), conns)
+	// Past max_connections, Accept waits: new clients queue in the kernel's
 	// backlog rather than each costing the daemon a goroutine and buffers.
-	accepting := netutil.LimitListener(ln, d.HTTP.MaxConnections)
+	accepting := netutil.LimitListener(ln, k.cfg.HTTP.MaxConnections)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(accepting) }()
 
 	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
 	// and units ordered After= this one start.
-	setReady(d, true)
-	notify(d, systemd.Ready, systemd.Status("%s", serving))
+	k.setReady(true)
+	k.notify(systemd.Ready, systemd.Status("%s", serving))
 	log.Info("ready", "addr", ln.Addr().String(), "origin", origin)
 
 	// 6. The watchdog, fed only while the app's health check passes, so
 	// that systemd restarts a daemon that hangs rather than one that dies.
-	// It keeps going during the stop: systemd still enforces WatchdogSec=
-	// while a unit is stopping.
 	watchdogCtx, stopWatchdog := context.WithCancel(context.Background())
+	watchdogDone := make(chan struct{})
+	go func() {
+		defer close(watchdogDone)
+		if k.Systemd.Watchdog > 0 {
+			k.feedWatchdog(watchdogCtx)
+		}
+	}()
 	defer stopWatchdog()
-	if d.Watchdog > 0 {
-		go feedWatchdog(watchdogCtx, d)
-	}
 
-	// 7. Wait for a signal, the context, or the server failing.
+	// 7. Wait for a signal, the context, or the server failing. A reload
+	// asked for during the start is answered first.
+	if reloadWaiting {
+		k.reload(serving)
+	}
 	for {
 		select {
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				reload(d, serving)
+				k.reload(serving)
 				continue
 			}
 			log.Info("stop requested", "signal", sig.String())
@@ -188,15 +222,19 @@ func Run(ctx context.Context, d Daemon) error {
 	}
 
 	// 8. Stop: say so first, then stop taking requests and drain the ones in
-	// flight. /readyz answers 503 from now on.
-	setReady(d, false)
+	// flight. /readyz answers 503 from now on. The watchdog is no longer
+	// fed: systemd disarms it once a stop begins (docs/lifecycle.md), so
+	// the drain is bounded by drain_timeout here and by TimeoutStopSec= or
+	// EXTEND_TIMEOUT_USEC= there.
+	stopWatchdog()
+	<-watchdogDone
+	k.setReady(false)
 	conns.drain()
-	drain := d.DrainTimeout()
-	notify(d, systemd.Stopping,
+	drain := k.cfg.DrainTimeout.Duration
+	k.notify(systemd.Stopping,
 		systemd.Status("Stopping: finishing in-flight requests (at most %s)", drain),
-		// Stopping may take the whole drain timeout; should that be longer
-		// than TimeoutStopSec=, ask for the time (and a little for exiting)
-		// instead of being killed mid-request.
+		// Ask for the drain's time, and a little for exiting, in case it
+		// is longer than TimeoutStopSec=.
 		systemd.ExtendTimeout(drain+5*time.Second))
 	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
@@ -226,23 +264,89 @@ func Run(ctx context.Context, d Daemon) error {
 	}
 	// Answer the requests on the connections accepted, then close them:
 	// with keep-alives off, each connection closes after its response, and
-	// idle ones close at once. http.Server.Shutdown alone would drop a
-	// request it has not read when it begins, such as the first one on a
-	// connection just accepted. (A client that sends another request on a
-	// kept-alive connection as it closes sees it closed unanswered, as with
-	// any HTTP/1.1 server; clients resend idempotent requests then.)
-	// Switching keep-alives off again on every poll closes the connections
-	// that went idle since, and, as Shutdown does, those that have sent
-	// nothing for 5 s.
+	// idle ones close at once. (http.Server.Shutdown is not used: it drops
+	// a request it has not read yet; docs/lifecycle.md, step 8.) Switching
+	// keep-alives off again on every poll closes the connections that went
+	// idle since, and, as Shutdown does, those that have sent nothing for
+	// 5 s.
 	closeIdle := func() { srv.SetKeepAlivesEnabled(false) }
 	if err := conns.wait(drainCtx, closeIdle); err != nil {
 		log.Warn("drain cut short; closing the remaining connections", "drain_timeout", drain, "cause", context.Cause(drainCtx))
 	}
 	srv.Close()
-	d.Metrics.SetDraining(0)
+	k.Metrics.SetDraining(0)
 	log.Info("stopped")
 	return nil
 }
+
+// stop is a stop requested before the daemon was ready, and what Run
+// returns for it.
+type stop struct{ err error }
+
+// start runs App.Start while answering signals: SIGTERM or SIGINT (or ctx)
+// cancels the start, sends STOPPING=1 and makes Run return nil; SIGHUP is
+// kept for once the daemon is ready, since the configuration may change
+// again before then. It returns whether a reload waits, or the stop.
+func (k *kit[C]) start(ctx context.Context, signals <-chan os.Signal) (reloadWaiting bool, stopped *stop) {
+	startCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	progress := func(status string, more time.Duration) {
+		k.notify(systemd.Status("%s", status), systemd.ExtendTimeout(more))
+	}
+	started := make(chan error, 1)
+	go func() { started <- k.App.Start(startCtx, progress) }()
+	for {
+		select {
+		case err := <-started:
+			if err != nil {
+				return false, &stop{fmt.Errorf("start: %w", err)}
+			}
+			return reloadWaiting, nil
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				k.Logger.Info("reload requested while starting; it follows once ready")
+				reloadWaiting = true
+				continue
+			}
+			k.Logger.Info("stop requested while starting", "signal", sig.String())
+		case <-ctx.Done():
+			k.Logger.Info("stop requested while starting", "cause", context.Cause(ctx).Error())
+		}
+		k.notify(systemd.Stopping, systemd.Status("Stopping: the start was interrupted"))
+		cancel()
+		if err := <-started; err != nil && !errors.Is(err, context.Canceled) {
+			k.Logger.Warn("the interrupted start failed", "err", err)
+		}
+		k.Logger.Info("stopped")
+		return false, &stop{nil}
+	}
+}
+
+// listen returns systemd's main socket if it passed sockets in, else a socket
+// of our own on addr, and says which.
+func listen(passed systemd.Listeners, addr string) (net.Listener, string, error) {
+	if len(passed) > 0 {
+		ln, err := passed.TakeMain(mainSocket)
+		if err != nil {
+			return nil, "", err
+		}
+		if ln == nil {
+			return nil, "", fmt.Errorf("socket activation: no socket named %q among those passed in; set FileDescriptorName=%s in the .socket unit", mainSocket, mainSocket)
+		}
+		return ln, passedIn, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	return ln, ownSocket, nil
+}
+
+// Where the main listener came from, as STATUS= and the logs say.
+const (
+	passedIn  = "socket-activated" // by a .socket unit, or from the FD store
+	ownSocket = "own socket"
+)
 
 // listenMetrics returns the socket to serve metrics on: systemd's "metrics"
 // socket, else one of our own on addr if given, else nil (metrics are then
@@ -255,17 +359,33 @@ func listenMetrics(passed systemd.Listeners, addr string) (net.Listener, error) 
 	return net.Listen("tcp", addr)
 }
 
+// storeListener sends a duplicate of ln's descriptor to the FD store under
+// the main socket's name, so that it comes back as the main listener.
+func storeListener(n *systemd.Notifier, ln net.Listener) error {
+	tcp, ok := ln.(*net.TCPListener)
+	if !ok {
+		return fmt.Errorf("%T has no file descriptor to store", ln)
+	}
+	f, err := tcp.File()
+	if err != nil {
+		return err
+	}
+	defer f.Close() // systemd holds its own copy once the message is sent
+	return n.StoreFiles(mainSocket, f)
+}
+
 // newServer returns an HTTP server for h. Its timeouts keep a slow or idle
 // client from holding a connection forever.
-func newServer(d Daemon, h http.Handler, conns *connections) *http.Server {
+func (k *kit[C]) newServer(h http.Handler, conns *connections) *http.Server {
+	limits := k.cfg.HTTP
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: d.HTTP.ReadHeaderTimeout.Duration,
-		ReadTimeout:       d.HTTP.ReadTimeout.Duration,
-		WriteTimeout:      d.HTTP.WriteTimeout.Duration,
-		IdleTimeout:       d.HTTP.IdleTimeout.Duration,
-		MaxHeaderBytes:    d.HTTP.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: limits.ReadHeaderTimeout.Duration,
+		ReadTimeout:       limits.ReadTimeout.Duration,
+		WriteTimeout:      limits.WriteTimeout.Duration,
+		IdleTimeout:       limits.IdleTimeout.Duration,
+		MaxHeaderBytes:    limits.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(k.Logger.Handler(), slog.LevelWarn),
 	}
 	if conns != nil {
 		srv.ConnState = conns.track
@@ -318,74 +438,52 @@ func (c *connections) wait(ctx context.Context, closeIdle func()) error {
 }
 
 // setReady sets readiness where it is reported: GET /readyz and metrics.
-func setReady(d Daemon, ready bool) {
-	d.App.SetReady(ready)
-	d.Metrics.SetReady(ready)
-}
-
-// listen returns systemd's main socket if it passed sockets in, else a socket
-// of our own on addr, and says which.
-func listen(passed systemd.Listeners, addr string) (net.Listener, string, error) {
-	if len(passed) > 0 {
-		ln, err := passed.TakeMain(mainSocket)
-		if err != nil {
-			return nil, "", err
-		}
-		if ln == nil {
-			return nil, "", fmt.Errorf("socket activation: no socket named %q among those passed in; set FileDescriptorName=%s in the .socket unit", mainSocket, mainSocket)
-		}
-		return ln, passedIn, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", err
-	}
-	return ln, ownSocket, nil
-}
-
-// Where the main listener came from, as STATUS= and the logs say.
-const (
-	passedIn  = "socket-activated" // by a .socket unit, or from the FD store
-	ownSocket = "own socket"
-)
-
-// storeListener sends a duplicate of ln's descriptor to the FD store under
-// the main socket's name, so that it comes back as the main listener.
-func storeListener(n *systemd.Notifier, ln net.Listener) error {
-	tcp, ok := ln.(*net.TCPListener)
-	if !ok {
-		return fmt.Errorf("%T has no file descriptor to store", ln)
-	}
-	f, err := tcp.File()
-	if err != nil {
-		return err
-	}
-	defer f.Close() // systemd holds its own copy once the message is sent
-	return n.StoreFiles(mainSocket, f)
+func (k *kit[C]) setReady(ready bool) {
+	k.ready.Store(ready)
+	k.Metrics.SetReady(ready)
 }
 
 // reload answers SIGHUP. RELOADING=1 and MONOTONIC_USEC= go in one datagram;
 // READY=1 ends the reload whether it worked or not, because the daemon keeps
-// serving either way; STATUS= says which.
-func reload(d Daemon, serving string) {
-	notify(d, systemd.Reloading, systemd.MonotonicUsec(), systemd.Status("Reloading configuration"))
-	err := d.Reload()
-	d.Metrics.Reloaded(err == nil)
+// serving either way; STATUS= says which. The new file applies only when
+// all of it is valid, the daemon's settings and the app's alike.
+func (k *kit[C]) reload(serving string) {
+	k.notify(systemd.Reloading, systemd.MonotonicUsec(), systemd.Status("Reloading configuration"))
+	next, app, err := k.ConfigFile.Load()
+	k.Metrics.Reloaded(err == nil)
 	if err != nil {
-		d.Logger.Error("reload failed; still using the previous configuration", "err", err)
-		notify(d, systemd.Ready, systemd.Status("%s; reload failed, still using the previous configuration: %v", serving, err))
+		k.Logger.Error("reload failed; still using the previous configuration", "err", err)
+		k.notify(systemd.Ready, systemd.Status("%s; reload failed, still using the previous configuration: %v", serving, err))
 		return
 	}
-	d.Logger.Info("configuration reloaded")
-	notify(d, systemd.Ready, systemd.Status("%s", serving))
+	// What was set up at the start stays as it was until the next one.
+	started := k.Config
+	for _, s := range []struct {
+		key     string
+		changed bool
+	}{
+		{"listen", next.Listen != started.Listen},
+		{"log_format", next.LogFormat != started.LogFormat},
+		{"[http]", next.HTTP != started.HTTP},
+	} {
+		if s.changed {
+			k.Logger.Warn(s.key + " changed; it takes effect at the next start")
+		}
+	}
+	k.LogLevel.Set(next.LogLevel.Level)
+	k.App.Apply(app)
+	k.cfg = next
+	k.Logger.Info("configuration reloaded")
+	k.notify(systemd.Ready, systemd.Status("%s", serving))
 }
 
 // feedWatchdog sends WATCHDOG=1 at half the interval, as sd_watchdog_enabled(3)
-// advises, each time the health check passes. A check that fails or hangs
-// skips the ping; after a whole interval without one systemd kills the
-// daemon (SIGABRT) and, with Restart=on-failure, starts it again.
-func feedWatchdog(ctx context.Context, d Daemon) {
-	tick := time.NewTicker(d.Watchdog / 2)
+// advises, each time the health check passes, until ctx ends. A check that
+// fails or hangs skips the ping; after a whole interval without one systemd
+// kills the daemon (SIGABRT) and, with Restart=on-failure, starts it again.
+func (k *kit[C]) feedWatchdog(ctx context.Context) {
+	interval := k.Systemd.Watchdog
+	tick := time.NewTicker(interval / 2)
 	defer tick.Stop()
 	for {
 		select {
@@ -393,24 +491,25 @@ func feedWatchdog(ctx context.Context, d Daemon) {
 			return
 		case <-tick.C:
 		}
-		checkCtx, cancel := context.WithTimeout(ctx, d.Watchdog/4)
-		err := d.App.Check(checkCtx)
+		checkCtx, cancel := context.WithTimeout(ctx, interval/4)
+		err := k.App.Check(checkCtx)
 		cancel()
-		d.Metrics.WatchdogPing(err == nil)
+		if ctx.Err() != nil {
+			return // stopping: no ping, and the check's failure is moot
+		}
+		k.Metrics.WatchdogPing(err == nil)
 		if err != nil {
-			if ctx.Err() == nil {
-				d.Logger.Error("health check failed; not feeding the watchdog", "err", err)
-			}
+			k.Logger.Error("health check failed; not feeding the watchdog", "err", err)
 			continue
 		}
-		notify(d, systemd.Watchdog)
+		k.notify(systemd.Watchdog)
 	}
 }
 
 // notify sends to systemd and logs a failure: a lost status message is worth
 // a log line, not the daemon's life.
-func notify(d Daemon, assignments ...string) {
-	if err := d.Notifier.Notify(assignments...); err != nil {
-		d.Logger.Warn("sd_notify failed", "err", err)
+func (k *kit[C]) notify(assignments ...string) {
+	if err := k.Systemd.Notifier.Notify(assignments...); err != nil {
+		k.Logger.Warn("sd_notify failed", "err", err)
 	}
 }

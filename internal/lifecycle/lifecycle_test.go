@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
-	"example.com/daemon/internal/app"
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/lifecycle"
 	"example.com/daemon/internal/metrics"
@@ -32,17 +31,93 @@ import (
 	"example.com/daemon/internal/systemd/systemdtest"
 )
 
-// These tests run the real lifecycle with the real example app, a real
-// notify socket and real signals sent to the test process itself (so they
-// do not run in parallel).
+// These tests run the real lifecycle with a real notify socket, a real
+// configuration file and real signals sent to the test process itself (so
+// they do not run in parallel). The app is testApp below, not the example
+// service: whatever app plugs in, the lifecycle behaves the same.
 
 const wait = 10 * time.Second
+
+// testConfig is testApp's part of the configuration file.
+type testConfig struct {
+	Greeting string `toml:"greeting"`
+}
+
+// testApp is an app with the knobs the tests need: a start that can be held
+// or made to fail, a health check that can be wedged, a slow endpoint and
+// one that panics.
+type testApp struct {
+	greeting atomic.Pointer[string]
+	// hold, when not nil, keeps Start waiting until it is closed or
+	// Start's context ends; startErr is what Start then returns.
+	hold     chan struct{}
+	startErr error
+	progress []string // STATUS texts Start reports, each asking for 30 s
+	starting chan struct{}
+	startCtx chan error // what Start's context said when Start returned
+	closed   atomic.Int32
+	wedged   atomic.Bool
+}
+
+func newTestApp() *testApp {
+	return &testApp{starting: make(chan struct{}), startCtx: make(chan error, 1)}
+}
+
+func (a *testApp) Start(ctx context.Context, progress lifecycle.Progress) error {
+	close(a.starting)
+	defer func() { a.startCtx <- ctx.Err() }()
+	for _, p := range a.progress {
+		progress(p, 30*time.Second)
+	}
+	if a.hold != nil {
+		select {
+		case <-a.hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return a.startErr
+}
+
+func (a *testApp) Routes(handle func(string, http.Handler)) {
+	handle("GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, *a.greeting.Load()+"\n")
+	}))
+	handle("GET /items/{id}", http.NotFoundHandler())
+	handle("GET /sleep", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+		select {
+		case <-time.After(d):
+			fmt.Fprintf(w, "slept %s\n", d)
+		case <-r.Context().Done():
+		}
+	}))
+	handle("GET /panic", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("test panic") }))
+}
+
+// Check fails, once wedged, by hanging until its context ends, as a check
+// of a stuck work loop does.
+func (a *testApp) Check(ctx context.Context) error {
+	if a.wedged.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (a *testApp) Apply(c testConfig) { a.greeting.Store(&c.Greeting) }
+
+func (a *testApp) Close() error {
+	a.closed.Add(1)
+	return nil
+}
 
 type daemon struct {
 	registry   *prometheus.Registry
 	notify     *systemdtest.NotifySocket
 	url        string
-	app        *app.App
+	app        *testApp
+	logs       *systemdtest.SyncBuffer
 	configPath string
 	done       chan struct{} // closed when Run returned, with err set
 	err        error
@@ -53,6 +128,7 @@ type options struct {
 	watchdog time.Duration // WATCHDOG_USEC
 	// listener is the socket systemd passes in; nil for a new one.
 	listener net.Listener
+	app      *testApp // nil for newTestApp()
 }
 
 func start(t *testing.T, o options) *daemon {
@@ -62,17 +138,21 @@ func start(t *testing.T, o options) *daemon {
 	if err := os.WriteFile(configPath, []byte(o.config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(configPath)
+	file := config.File[testConfig]{Path: configPath}
+	cfg, appCfg, err := file.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := o.app
+	if a == nil {
+		a = newTestApp()
+	}
+	a.Apply(appCfg)
+	logs := &systemdtest.SyncBuffer{}
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel.Level)
+	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: level}))
 	reg := prometheus.NewRegistry()
-	d0 := metrics.New(reg, metrics.Build{})
-	a, err := app.New(logger, cfg, d0, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The socket systemd would pass in: already listening.
 	ln := o.listener
 	if ln == nil {
@@ -85,30 +165,25 @@ func start(t *testing.T, o options) *daemon {
 		notify:     systemdtest.Listen(t, false),
 		url:        "http://" + ln.Addr().String(),
 		app:        a,
+		logs:       logs,
 		configPath: configPath,
 		done:       make(chan struct{}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer close(d.done)
-		d.err = lifecycle.Run(ctx, lifecycle.Daemon{
-			Logger:    logger,
-			Notifier:  systemd.NewNotifier(d.notify.Addr),
-			Listeners: systemd.Listeners{"http": {ln}},
-			Metrics:   d0,
-			HTTP:      cfg.HTTP,
-			Watchdog:  o.watchdog,
-			App:       a,
-			Reload: func() error {
-				next, err := config.Load(configPath)
-				if err != nil {
-					return err
-				}
-				cfg = next
-				a.Apply(next)
-				return nil
+		d.err = lifecycle.Run(ctx, lifecycle.Daemon[testConfig]{
+			Logger:   logger,
+			LogLevel: level,
+			Systemd: systemd.Passed{
+				Notifier:  systemd.NewNotifier(d.notify.Addr),
+				Listeners: systemd.Listeners{"http": {ln}},
+				Watchdog:  o.watchdog,
 			},
-			DrainTimeout: func() time.Duration { return cfg.DrainTimeout.Duration },
+			Metrics:    metrics.New(reg, metrics.Build{}),
+			Config:     cfg,
+			ConfigFile: file,
+			App:        a,
 		})
 	}()
 	t.Cleanup(func() {
@@ -120,6 +195,31 @@ func start(t *testing.T, o options) *daemon {
 		}
 	})
 	return d
+}
+
+// stopped waits for Run to return, and fails t unless it returned nil.
+func (d *daemon) stopped(t *testing.T) {
+	t.Helper()
+	select {
+	case <-d.done:
+		if d.err != nil {
+			t.Errorf("Run: %v, want nil after a stop", d.err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Run did not return")
+	}
+}
+
+// reloadWith writes the config file and sends SIGHUP; it returns the
+// READY=1 that ends the reload.
+func (d *daemon) reloadWith(t *testing.T, cfg string) map[string]string {
+	t.Helper()
+	if err := os.WriteFile(d.configPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signal(t, syscall.SIGHUP)
+	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS")
+	return expect(t, d, "READY", "STATUS")
 }
 
 // signal sends sig to this process, where Run is listening for it.
@@ -155,10 +255,16 @@ func expect(t *testing.T, d *daemon, keys ...string) map[string]string {
 	return systemdtest.Fields(msg)
 }
 
+// ready waits for the start's STATUS= and READY=1.
+func (d *daemon) ready(t *testing.T) map[string]string {
+	t.Helper()
+	expect(t, d, "STATUS")
+	return expect(t, d, "READY", "STATUS")
+}
+
 func TestNotifiesReadyReloadingReadyStoppingInOrder(t *testing.T) {
 	d := start(t, options{config: `greeting = "one"`})
-	expect(t, d, "STATUS")
-	ready := expect(t, d, "READY", "STATUS")
+	ready := d.ready(t)
 	if !strings.Contains(ready["STATUS"], "Serving on 127.0.0.1:") {
 		t.Errorf("STATUS=%q does not say what is served", ready["STATUS"])
 	}
@@ -202,58 +308,74 @@ func monotonicUsec(t *testing.T) int64 {
 	return ts.Nano() / 1000
 }
 
-func TestServesTheInstantReadyArrives(t *testing.T) {
-	d := start(t, options{config: "greeting = \"hi\"\nstart_delay = \"200ms\""})
-	expect(t, d, "STATUS")
-	// During the start delay the app is not ready: connections wait.
-	expect(t, d, "READY", "STATUS")
-	if code, body := get(t, d.url+"/"); code != 200 || body != "hi\n" {
-		t.Errorf("GET / right after READY=1: %d %q", code, body)
-	}
+// TestReadyzAnswers200WhenReadyArrives: readiness is set before READY=1 is
+// sent, so a client that systemd lets through once the unit is active finds
+// the daemon ready.
+func TestReadyzAnswers200WhenReadyArrives(t *testing.T) {
+	d := start(t, options{})
+	d.ready(t)
 	if code, _ := get(t, d.url+"/readyz"); code != 200 {
-		t.Errorf("GET /readyz right after READY=1: %d, want 200", code)
+		t.Errorf("GET /readyz the moment READY=1 arrived: %d, want 200", code)
 	}
 }
 
-func TestConnectionsBeforeReadyAreServedOnceStarted(t *testing.T) {
-	d := start(t, options{config: "greeting = \"hi\"\nstart_delay = \"300ms\""})
+// TestConnectionDuringStartIsAnsweredOnlyOnceStarted: the socket listens
+// before the app has started, so a client that comes early waits in the
+// backlog instead of being refused, and it is served by a started app.
+func TestConnectionDuringStartIsAnsweredOnlyOnceStarted(t *testing.T) {
+	a := newTestApp()
+	a.hold = make(chan struct{})
+	d := start(t, options{config: `greeting = "hi"`, app: a})
 	expect(t, d, "STATUS")
-	// The socket listens before the app has started: a client that comes
-	// early waits in the backlog instead of being refused.
-	code, body := get(t, d.url+"/")
-	if code != 200 || body != "hi\n" {
-		t.Errorf("GET / during start: %d %q", code, body)
+	<-a.starting
+	c, err := net.Dial("tcp", strings.TrimPrefix(d.url, "http://"))
+	if err != nil {
+		t.Fatalf("connect during the start: %v", err)
 	}
+	defer c.Close()
+	if _, err := io.WriteString(c, rawGet); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("answered (%d bytes, %v) while the app was still starting", n, err)
+	}
+	close(a.hold)
 	expect(t, d, "READY", "STATUS")
+	c.SetReadDeadline(time.Now().Add(wait))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the early client, once started: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "hi\n" {
+		t.Errorf("the early client, once started: %s %q", resp.Status, body)
+	}
 }
 
 func TestReloadAppliesNewConfig(t *testing.T) {
 	d := start(t, options{config: `greeting = "old"`})
-	expect(t, d, "STATUS")
-	expect(t, d, "READY", "STATUS")
-	if err := os.WriteFile(d.configPath, []byte(`greeting = "new"`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	signal(t, syscall.SIGHUP)
-	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS")
-	expect(t, d, "READY", "STATUS")
+	d.ready(t)
+	d.reloadWith(t, "greeting = \"new\"\ndrain_timeout = \"3s\"")
 	if _, body := get(t, d.url+"/"); body != "new\n" {
 		t.Errorf("GET / after reload = %q, want the new greeting", body)
 	}
+	signal(t, syscall.SIGTERM)
+	stopping := expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
+	if got := stopping["EXTEND_TIMEOUT_USEC"]; got != "8000000" {
+		t.Errorf("stopping with drain_timeout 3s from the reload: EXTEND_TIMEOUT_USEC=%q, want 8000000 (3 s + 5 s)", got)
+	}
+	d.stopped(t)
 }
 
+// TestReloadKeepsOldConfigWhenNewOneIsInvalid: a file with one bad value
+// applies nothing, neither the daemon's settings nor the app's.
 func TestReloadKeepsOldConfigWhenNewOneIsInvalid(t *testing.T) {
-	d := start(t, options{config: `greeting = "old"`})
-	expect(t, d, "STATUS")
-	expect(t, d, "READY", "STATUS")
-	if err := os.WriteFile(d.configPath, []byte("greeting = \"new\"\nlog_level = \"loud\"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	signal(t, syscall.SIGHUP)
-	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS")
+	d := start(t, options{config: "greeting = \"old\"\ndrain_timeout = \"2s\"\nlog_level = \"warn\""})
+	d.ready(t)
+	ready := d.reloadWith(t, "greeting = \"new\"\ndrain_timeout = \"1s\"\nlog_level = \"loud\"\n")
 	// READY=1 still ends the reload: the daemon serves, with the old config.
-	ready := expect(t, d, "READY", "STATUS")
-	for _, want := range []string{"reload failed", d.configPath + ":2:", "log_level", "loud"} {
+	for _, want := range []string{"reload failed", d.configPath + ":3:", "log_level", "loud"} {
 		if !strings.Contains(ready["STATUS"], want) {
 			t.Errorf("STATUS=%q does not contain %q", ready["STATUS"], want)
 		}
@@ -261,13 +383,36 @@ func TestReloadKeepsOldConfigWhenNewOneIsInvalid(t *testing.T) {
 	if _, body := get(t, d.url+"/"); body != "old\n" {
 		t.Errorf("GET / after a failed reload = %q, want the old greeting", body)
 	}
+	signal(t, syscall.SIGTERM)
+	if got := expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")["EXTEND_TIMEOUT_USEC"]; got != "7000000" {
+		t.Errorf("after a failed reload, EXTEND_TIMEOUT_USEC=%q, want the old drain_timeout's 7000000", got)
+	}
+	d.stopped(t)
+	if strings.Contains(d.logs.String(), "level=INFO") {
+		t.Errorf("info logged after a failed reload at log_level=warn:\n%s", d.logs)
+	}
+}
+
+// TestLogLevelIsReloadable: at warn, none of the daemon's info lines is
+// written (the ready line and a reload's are logged before the READY=1
+// that ends the reload); reloaded at info, they are.
+func TestLogLevelIsReloadable(t *testing.T) {
+	d := start(t, options{config: `log_level = "warn"`})
+	d.ready(t)
+	d.reloadWith(t, `log_level = "warn"`)
+	if strings.Contains(d.logs.String(), "level=INFO") {
+		t.Fatalf("info logged at log_level=warn:\n%s", d.logs)
+	}
+	d.reloadWith(t, `log_level = "info"`)
+	if !strings.Contains(d.logs.String(), `level=INFO msg="configuration reloaded"`) {
+		t.Errorf("after reloading log_level=info, no info line:\n%s", d.logs)
+	}
 }
 
 func TestWatchdogPingsAtHalfTheInterval(t *testing.T) {
 	const interval = 400 * time.Millisecond
 	d := start(t, options{watchdog: interval})
-	expect(t, d, "STATUS")
-	expect(t, d, "READY", "STATUS")
+	d.ready(t)
 	last := time.Now()
 	var gaps []time.Duration
 	for range 5 {
@@ -287,17 +432,12 @@ func TestWatchdogPingsAtHalfTheInterval(t *testing.T) {
 
 func TestWatchdogStopsWhenHealthCheckFails(t *testing.T) {
 	const interval = 400 * time.Millisecond
-	d := start(t, options{config: "debug_endpoints = true", watchdog: interval})
-	expect(t, d, "STATUS")
-	expect(t, d, "READY", "STATUS")
+	d := start(t, options{watchdog: interval})
+	d.ready(t)
 	if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
 		t.Fatalf("got %q, want WATCHDOG=1 while healthy", msg)
 	}
-	resp, err := http.Post(d.url+"/debug/wedge", "", nil)
-	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST /debug/wedge: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	d.app.wedged.Store(true)
 	// A ping already on its way may still arrive; after that, none for
 	// longer than systemd would wait.
 	d.notify.NextOrNone(interval / 2)
@@ -313,26 +453,47 @@ func TestWatchdogStopsWhenHealthCheckFails(t *testing.T) {
 	if v := metric(t, d, "daemon_watchdog_pings_total", "result", "sent"); v < 1 {
 		t.Errorf("sent watchdog pings = %v, want at least 1", v)
 	}
+	d.app.wedged.Store(false)
+	if code, _ := get(t, d.url+"/healthz"); code != 200 {
+		t.Errorf("GET /healthz once healthy again: %d, want 200", code)
+	}
+}
+
+// TestWatchdogIsNotFedWhileStopping: systemd disarms the watchdog when a
+// stop begins, so the daemon stops pinging at STOPPING=1; a drain longer
+// than the interval sends no WATCHDOG=1.
+func TestWatchdogIsNotFedWhileStopping(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	d := start(t, options{watchdog: interval})
+	d.ready(t)
+	if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
+		t.Fatalf("got %q, want WATCHDOG=1", msg)
+	}
+	slow := startRequest(t, d, d.url+"/sleep?d=800ms")
+	signal(t, syscall.SIGTERM)
+	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
+	if msg, ok := d.notify.NextOrNone(500 * time.Millisecond); ok {
+		t.Errorf("got %q during the drain, want nothing after STOPPING=1", msg)
+	}
+	if r := <-slow; r.code != 200 {
+		t.Errorf("the in-flight request: %d %v", r.code, r.err)
+	}
+	d.stopped(t)
 }
 
 func TestStopDrainsInFlightRequests(t *testing.T) {
-	d := start(t, options{config: "debug_endpoints = true\ndrain_timeout = \"5s\""})
-	expect(t, d, "STATUS")
-	expect(t, d, "READY", "STATUS")
-
-	slow := startRequest(t, d, d.url+"/debug/sleep?d=500ms")
-
+	d := start(t, options{config: `drain_timeout = "5s"`})
+	d.ready(t)
+	slow := startRequest(t, d, d.url+"/sleep?d=500ms")
 	signal(t, syscall.SIGTERM)
 	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
-	// The slow request's connection is still open.
+	// The slow request's connection is still open, and readiness is
+	// withdrawn from the moment stopping begins.
 	if v := metric(t, d, "daemon_draining_connections"); v < 1 {
 		t.Errorf("daemon_draining_connections = %v during the drain, want ≥ 1", v)
 	}
-	// From the moment stopping begins, readiness is withdrawn.
-	rec := httptest.NewRecorder()
-	d.app.Handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
-	if rec.Code != http.StatusServiceUnavailable {
-		t.Errorf("GET /readyz after STOPPING=1: %d, want 503", rec.Code)
+	if v := metric(t, d, "daemon_ready"); v != 0 {
+		t.Errorf("daemon_ready = %v after STOPPING=1, want 0", v)
 	}
 	select {
 	case <-d.done:
@@ -342,31 +503,142 @@ func TestStopDrainsInFlightRequests(t *testing.T) {
 			t.Errorf("in-flight request during stop: %d %q %v", r.code, r.body, r.err)
 		}
 	}
-	<-d.done
-	if d.err != nil {
-		t.Errorf("Run after drain: %v", d.err)
+	d.stopped(t)
+	if n := d.app.closed.Load(); n != 1 {
+		t.Errorf("Close called %d times, want once", n)
 	}
 }
 
 func TestStopGivesUpOnRequestsPastTheDrainTimeout(t *testing.T) {
-	d := start(t, options{config: "debug_endpoints = true\ndrain_timeout = \"100ms\""})
-	expect(t, d, "STATUS")
-	expect(t, d, "READY", "STATUS")
-	slow := startRequest(t, d, d.url+"/debug/sleep?d=1h")
+	d := start(t, options{config: `drain_timeout = "100ms"`})
+	d.ready(t)
+	slow := startRequest(t, d, d.url+"/sleep?d=1h")
 	signal(t, syscall.SIGTERM)
-	select {
-	case <-d.done:
-		if d.err != nil {
-			t.Errorf("Run: %v", d.err)
-		}
-	case <-time.After(wait):
-		t.Fatal("Run still draining long after drain_timeout")
-	}
+	d.stopped(t)
 	if v := metric(t, d, "daemon_draining_connections"); v != 0 {
 		t.Errorf("daemon_draining_connections = %v after the stop, want 0", v)
 	}
 	if r := <-slow; r.err == nil {
 		t.Errorf("a request past the drain timeout completed (%d %q); want its connection closed", r.code, r.body)
+	}
+}
+
+func TestSecondStopSignalEndsTheDrainAtOnce(t *testing.T) {
+	d := start(t, options{config: `drain_timeout = "1h"`})
+	d.ready(t)
+	slow := startRequest(t, d, d.url+"/sleep?d=1h")
+	signal(t, syscall.SIGTERM)
+	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
+	select {
+	case <-d.done:
+		t.Fatal("Run returned before the drain timeout with a request in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	signal(t, syscall.SIGINT)
+	d.stopped(t)
+	if r := <-slow; r.err == nil {
+		t.Errorf("the in-flight request completed (%d); want its connection closed", r.code)
+	}
+}
+
+// TestStopDuringStartCancelsIt: SIGTERM while the app starts (a `systemctl
+// stop` during a long warm-up) cancels Start's context, says STOPPING=1,
+// closes the app and returns nil: a clean exit, not death by signal.
+func TestStopDuringStartCancelsIt(t *testing.T) {
+	a := newTestApp()
+	a.hold = make(chan struct{}) // never closed: only the stop ends Start
+	d := start(t, options{app: a})
+	expect(t, d, "STATUS")
+	<-a.starting
+	signal(t, syscall.SIGTERM)
+	stopping := expect(t, d, "STOPPING", "STATUS")
+	if !strings.Contains(stopping["STATUS"], "start was interrupted") {
+		t.Errorf("STATUS=%q, want it to say the start was interrupted", stopping["STATUS"])
+	}
+	d.stopped(t)
+	if err := <-a.startCtx; !errors.Is(err, context.Canceled) {
+		t.Errorf("Start's context when it returned: %v, want canceled", err)
+	}
+	if n := a.closed.Load(); n != 1 {
+		t.Errorf("Close called %d times after an interrupted start, want once", n)
+	}
+	if msg, ok := d.notify.NextOrNone(100 * time.Millisecond); ok {
+		t.Errorf("message after STOPPING=1: %q", msg)
+	}
+}
+
+// TestReloadDuringStartFollowsReady: SIGHUP while the app starts does not
+// end the process; the reload happens once READY=1 is sent.
+func TestReloadDuringStartFollowsReady(t *testing.T) {
+	a := newTestApp()
+	a.hold = make(chan struct{})
+	d := start(t, options{config: `greeting = "old"`, app: a})
+	expect(t, d, "STATUS")
+	<-a.starting
+	if err := os.WriteFile(d.configPath, []byte(`greeting = "new"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signal(t, syscall.SIGHUP)
+	// The signal is taken before Start returns: wait for the log line.
+	for !strings.Contains(d.logs.String(), "reload requested while starting") {
+		time.Sleep(time.Millisecond)
+	}
+	close(a.hold)
+	expect(t, d, "READY", "STATUS")
+	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS")
+	expect(t, d, "READY", "STATUS")
+	if _, body := get(t, d.url+"/"); body != "new\n" {
+		t.Errorf("GET / after the reload asked for during the start: %q, want new", body)
+	}
+}
+
+// TestStartFailureIsReturnedAndClosesTheApp: an app that cannot start
+// ends Run with its error; what it opened is closed.
+func TestStartFailureIsReturnedAndClosesTheApp(t *testing.T) {
+	a := newTestApp()
+	a.startErr = errors.New("no disk")
+	d := start(t, options{app: a})
+	expect(t, d, "STATUS")
+	<-d.done
+	if d.err == nil || !strings.Contains(d.err.Error(), "no disk") {
+		t.Errorf("Run: %v, want the start's error", d.err)
+	}
+	if n := a.closed.Load(); n != 1 {
+		t.Errorf("Close called %d times after a failed start, want once", n)
+	}
+}
+
+// TestStartProgressAsksForMoreTime: a long start reports its progress with
+// STATUS= and EXTEND_TIMEOUT_USEC= in one datagram.
+func TestStartProgressAsksForMoreTime(t *testing.T) {
+	a := newTestApp()
+	a.progress = []string{"Loading: 1 of 2", "Loading: 2 of 2"}
+	d := start(t, options{app: a})
+	expect(t, d, "STATUS")
+	for _, want := range a.progress {
+		got := expect(t, d, "STATUS", "EXTEND_TIMEOUT_USEC")
+		if got["STATUS"] != want || got["EXTEND_TIMEOUT_USEC"] != "30000000" {
+			t.Errorf("progress %v, want STATUS=%s EXTEND_TIMEOUT_USEC=30000000", got, want)
+		}
+	}
+	expect(t, d, "READY", "STATUS")
+}
+
+func TestPanicInAHandlerIsRecoveredLoggedAndCounted(t *testing.T) {
+	d := start(t, options{config: `greeting = "still here"`})
+	d.ready(t)
+	if code, _ := get(t, d.url+"/panic"); code != http.StatusInternalServerError {
+		t.Errorf("GET /panic: %d, want 500", code)
+	}
+	if logs := d.logs.String(); !strings.Contains(logs, "level=ERROR") || !strings.Contains(logs, "lifecycle_test.go") {
+		t.Errorf("panic not logged at error level with its stack:\n%s", logs)
+	}
+	if v := metric(t, d, "daemon_http_panics_total", "route", "/panic"); v != 1 {
+		t.Errorf("daemon_http_panics_total{route=/panic} = %v, want 1", v)
+	}
+	// …and the daemon still serves.
+	if code, body := get(t, d.url+"/"); code != 200 || body != "still here\n" {
+		t.Errorf("GET / after a panic: %d %q", code, body)
 	}
 }
 
@@ -634,13 +906,13 @@ func TestMetricsFollowTheLifecycle(t *testing.T) {
 	}
 
 	get(t, d.url+"/")
-	get(t, d.url+"/notes/nothing-here")
+	get(t, d.url+"/items/nothing-here")
 	if v := metric(t, d, "daemon_http_requests_total", "route", "/{$}", "method", "get", "code", "200"); v != 1 {
 		t.Errorf("requests to / = %v, want 1", v)
 	}
 	// The route pattern, never the raw path: series stay bounded.
-	if v := metric(t, d, "daemon_http_requests_total", "route", "/notes/{name}", "code", "404"); v != 1 {
-		t.Errorf("requests to /notes/{name} = %v, want 1", v)
+	if v := metric(t, d, "daemon_http_requests_total", "route", "/items/{id}", "code", "404"); v != 1 {
+		t.Errorf("requests to /items/{id} = %v, want 1", v)
 	}
 	if v := metric(t, d, "daemon_http_request_duration_seconds", "route", "/{$}"); v != 1 {
 		t.Errorf("duration observations for / = %v, want 1", v)
@@ -676,31 +948,5 @@ func TestMetricsFollowTheLifecycle(t *testing.T) {
 	<-d.done
 	if v := metric(t, d, "daemon_ready"); v != 0 {
 		t.Errorf("daemon_ready = %v after stopping, want 0", v)
-	}
-}
-
-func TestSecondStopSignalEndsTheDrainAtOnce(t *testing.T) {
-	d := start(t, options{config: "debug_endpoints = true\ndrain_timeout = \"1h\""})
-	expect(t, d, "STATUS")
-	expect(t, d, "READY", "STATUS")
-	slow := startRequest(t, d, d.url+"/debug/sleep?d=1h")
-	signal(t, syscall.SIGTERM)
-	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
-	select {
-	case <-d.done:
-		t.Fatal("Run returned before the drain timeout with a request in flight")
-	case <-time.After(100 * time.Millisecond):
-	}
-	signal(t, syscall.SIGINT)
-	select {
-	case <-d.done:
-		if d.err != nil {
-			t.Errorf("Run: %v", d.err)
-		}
-	case <-time.After(wait):
-		t.Fatal("Run still draining after a second stop signal")
-	}
-	if r := <-slow; r.err == nil {
-		t.Errorf("the in-flight request completed (%d); want its connection closed", r.code)
 	}
 }

@@ -19,7 +19,8 @@ import (
 // Format names an output for the logs.
 type Format string
 
-// The formats ParseFormat accepts.
+// The formats, by the names the configuration gives them (log_format,
+// -log-format).
 const (
 	// FormatAuto is FormatJournal when stderr is connected to the journal
 	// and journald takes entries, and FormatText otherwise.
@@ -31,15 +32,6 @@ const (
 	// FormatJSON writes slog.JSONHandler lines to stderr.
 	FormatJSON Format = "json"
 )
-
-// ParseFormat returns the Format named s: auto, journal, text or json.
-func ParseFormat(s string) (Format, error) {
-	switch f := Format(s); f {
-	case FormatAuto, FormatJournal, FormatText, FormatJSON:
-		return f, nil
-	}
-	return "", fmt.Errorf("log format %q: must be one of auto, journal, text, json", s)
-}
 
 // Options are what New needs to know; the process environment comes in here
 // rather than from os, so that tests can give their own.
@@ -115,8 +107,7 @@ func New(opts Options) (*slog.Logger, error) {
 	case FormatJSON:
 		return slog.New(slog.NewJSONHandler(opts.Stderr, lines)), nil
 	}
-	_, err := ParseFormat(string(opts.Format))
-	return nil, err
+	return nil, fmt.Errorf("log format %q: must be one of auto, journal, text, json", opts.Format)
 }
 
 // isJournalStream reports whether stderr is the stream systemd connected to

@@ -16,17 +16,10 @@ import (
 	"example.com/daemon/internal/journald"
 )
 
-func TestParseFormat(t *testing.T) {
-	for _, s := range []string{"auto", "journal", "text", "json"} {
-		if f, err := ParseFormat(s); err != nil || string(f) != s {
-			t.Errorf("ParseFormat(%q) = %q, %v", s, f, err)
-		}
-	}
-	for _, s := range []string{"", "JSON", "syslog"} {
-		_, err := ParseFormat(s)
-		if err == nil || !strings.Contains(err.Error(), "auto, journal, text, json") {
-			t.Errorf("ParseFormat(%q) error = %v, want one that lists the valid formats", s, err)
-		}
+func TestNewRefusesAnUnknownFormat(t *testing.T) {
+	_, err := New(Options{Format: "syslog", Stderr: &bytes.Buffer{}})
+	if err == nil || !strings.Contains(err.Error(), "auto, journal, text, json") {
+		t.Errorf("New with format syslog: %v, want an error that lists the formats", err)
 	}
 }
 

@@ -4,27 +4,11 @@ import (
 	"fmt"
 	"net"
 	"strings"
-
-	"github.com/coreos/go-systemd/v22/activation"
 )
 
 // Listeners are the listening sockets systemd passed in (socket activation),
 // by the names that FileDescriptorName= gave them in the .socket units.
 type Listeners map[string][]net.Listener
-
-// ActivatedListeners takes the sockets passed with LISTEN_FDS, LISTEN_PID and
-// LISTEN_FDNAMES (sd_listen_fds_with_names(3)) and removes those variables from
-// the environment, so that a child process does not take them for its own.
-// The sockets are file descriptors 3, 4, … of this process, which is why they
-// come from the process itself rather than from an injected environment.
-// Without socket activation it returns an empty map.
-func ActivatedListeners() (Listeners, error) {
-	ls, err := activation.ListenersWithNames()
-	if err != nil {
-		return nil, fmt.Errorf("socket activation: %w", err)
-	}
-	return Listeners(ls), nil
-}
 
 // Take returns the listener passed under name, or nil when there is none, and
 // removes it from l.

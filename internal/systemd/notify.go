@@ -60,9 +60,9 @@ func ExtendTimeout(d time.Duration) string {
 // nothing.
 //
 // go-systemd's daemon.SdNotify reads NOTIFY_SOCKET from the environment on
-// every call; this type takes the address once, so the caller can remove the
-// variable from the environment (children must not inherit it) and still send
-// watchdog pings for as long as it runs.
+// every call; this type takes the address once (Take), so that the variable
+// can leave the environment (children must not inherit it) while watchdog
+// pings still go out for as long as the daemon runs.
 type Notifier struct {
 	addr *net.UnixAddr
 }
@@ -136,7 +136,7 @@ func (n *Notifier) StoreFiles(name string, files ...*os.File) error {
 	// Fd puts the descriptor into blocking mode, and a listener's dup shares
 	// that flag with the listener itself, whose accept(2) would then block
 	// where Close cannot wake it, so a graceful stop would never finish
-	// (http.Server.Shutdown waits for Serve to return).
+	// (the stop waits for Serve to return, and Serve for accept(2)).
 	fds := make([]int, len(files))
 	for i, f := range files {
 		raw, err := f.SyscallConn()

@@ -1,14 +1,18 @@
 package systemd
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"example.com/daemon/internal/systemd/systemdtest"
 )
 
 func TestNotifySendsOneDatagramToPathAndAbstractSockets(t *testing.T) {
@@ -215,4 +219,45 @@ func storeListener(t *testing.T) (*net.UnixConn, *net.TCPListener) {
 		t.Fatal(err)
 	}
 	return conn, ln
+}
+
+// TestTakeRemovesWhatSystemdPassedFromTheEnvironment: Take reads the
+// variables once and removes them, so that no child inherits them, and the
+// notifier it returns still sends. (A test of the process boundary: the only
+// one that sets the environment.)
+func TestTakeRemovesWhatSystemdPassedFromTheEnvironment(t *testing.T) {
+	for _, abstract := range []bool{false, true} {
+		t.Run(fmt.Sprintf("abstract=%v", abstract), func(t *testing.T) {
+			notify := systemdtest.Listen(t, abstract)
+			vars := map[string]string{
+				"NOTIFY_SOCKET":  notify.Addr,
+				"WATCHDOG_USEC":  "200000",
+				"WATCHDOG_PID":   strconv.Itoa(os.Getpid()),
+				"LISTEN_PID":     strconv.Itoa(os.Getpid()),
+				"LISTEN_FDS":     "0",
+				"LISTEN_FDNAMES": "",
+			}
+			for k, v := range vars {
+				t.Setenv(k, v)
+			}
+			passed, err := Take()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range vars {
+				if v, ok := os.LookupEnv(k); ok {
+					t.Errorf("%s=%q still in the environment, children would inherit it", k, v)
+				}
+			}
+			if passed.Watchdog != 200*time.Millisecond {
+				t.Errorf("watchdog %s, want 200ms", passed.Watchdog)
+			}
+			if err := passed.Notifier.Notify(Watchdog); err != nil {
+				t.Fatal(err)
+			}
+			if msg := notify.Next(t, time.Second); msg != Watchdog {
+				t.Errorf("got %q, want WATCHDOG=1", msg)
+			}
+		})
+	}
 }

@@ -1,0 +1,48 @@
+package systemd
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+)
+
+// Passed is what systemd hands a service as it starts it, in the
+// environment and in file descriptors 3, 4, …: where to send sd_notify
+// messages, the listening sockets, and the watchdog interval. Each is empty
+// when the process does not run under systemd.
+type Passed struct {
+	Notifier  *Notifier
+	Listeners Listeners
+	// Watchdog is the interval WatchdogSec= set; 0 when there is none, or
+	// when WATCHDOG_PID names another process.
+	Watchdog time.Duration
+}
+
+// Take takes what systemd passed to this process, once, at start, and
+// removes it from the environment: NOTIFY_SOCKET, LISTEN_PID, LISTEN_FDS,
+// LISTEN_FDNAMES, WATCHDOG_USEC and WATCHDOG_PID. They are meant for this
+// process alone; a child that inherited them could send messages systemd
+// ignores (NotifyAccess=main) or take sockets that are not its own. The
+// sockets are this process's file descriptors, which is why Take reads the
+// process itself rather than an environment passed in; everything after it
+// gets the values.
+func Take() (Passed, error) {
+	watchdog, err := WatchdogInterval(os.Getenv, os.Getpid())
+	if err != nil {
+		return Passed{}, err
+	}
+	p := Passed{Notifier: NewNotifier(os.Getenv("NOTIFY_SOCKET")), Watchdog: watchdog}
+	// go-systemd checks LISTEN_PID, names the sockets from LISTEN_FDNAMES,
+	// and unsets the three LISTEN_ variables.
+	ls, err := activation.ListenersWithNames()
+	if err != nil {
+		return Passed{}, fmt.Errorf("socket activation: %w", err)
+	}
+	p.Listeners = Listeners(ls)
+	for _, k := range []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
+		os.Unsetenv(k)
+	}
+	return p, nil
+}
