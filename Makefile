@@ -9,7 +9,11 @@ GOBUILD := $(GO) build -buildvcs=auto -trimpath
 FUZZTIME ?= 20s
 GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: help build run test test-units test-systemd deb bench fuzz lint clean
+# The kit: what every service has, whatever its app. It must build and test
+# without the example app, so that deleting internal/app breaks nothing.
+KIT     := ./internal/lifecycle ./internal/service/... ./internal/config ./internal/metrics ./internal/logging ./internal/journald/... ./internal/systemd/...
+
+.PHONY: help build run test test-units test-seam race test-systemd deb bench fuzz lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -21,11 +25,20 @@ run: build ## run the daemon locally on 127.0.0.1:8080, state in ./var
 	mkdir -p var
 	$(BIN) -config deploy/config.toml -state-dir var -log-format text
 
-test: build test-units ## vet, check formatting, run the tests and check the units
+test: build test-units test-seam ## vet, check formatting, run the tests and check the units
 	@test -z "$$(gofmt -l cmd internal test)" || { gofmt -l cmd internal test; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags systemd ./...
 	$(GO) test -count=1 ./...
+
+test-seam: ## check that the kit does not depend on the example app
+	@app=$$($(GO) list -m)/internal/app; \
+	if $(GO) list -deps -test $(KIT) | grep -qx "$$app"; then \
+		echo "test-seam: the kit depends on $$app:"; $(GO) list -deps -test -f '{{.ImportPath}}: {{join .Imports " "}}' $(KIT) | grep "$$app"; exit 1; \
+	fi
+
+race: ## run the tests under the race detector
+	$(GO) test -race -count=1 ./...
 
 test-units: build ## systemd-analyze verify and security on deploy/systemd
 	NAME=$(NAME) BINARY=$(BIN) bash test/systemd/check-units.sh

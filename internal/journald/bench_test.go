@@ -98,7 +98,6 @@ func BenchmarkHandlers(b *testing.B) {
 			pc, file, line, _ := runtime.Caller(0)
 			err := journal.Send(benchMessage, journal.PriInfo, map[string]string{
 				"SYSLOG_IDENTIFIER": "bench",
-				"SYSLOG_TIMESTAMP":  time.Now().Format(time.RFC3339Nano),
 				"CODE_FILE":         file,
 				"CODE_LINE":         strconv.Itoa(line),
 				"CODE_FUNC":         runtime.FuncForPC(pc).Name(),

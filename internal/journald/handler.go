@@ -139,15 +139,11 @@ func (h *Handler) encode(b []byte, r slog.Record) []byte {
 	b = appendString(b, "MESSAGE", r.Message)
 	b = append(b, "PRIORITY="...)
 	b = append(b, priority(r.Level), '\n')
-	// journald stamps each entry as it receives it (__REALTIME_TIMESTAMP,
-	// the time journalctl shows). The time the record was logged goes in
-	// too, as every slog handler writes it, in the field meant for the
-	// sender's own timestamp.
-	if !r.Time.IsZero() {
-		b = append(b, "SYSLOG_TIMESTAMP="...)
-		b = r.Time.AppendFormat(b, time.RFC3339Nano)
-		b = append(b, '\n')
-	}
+	// No time: journald stamps each entry as it receives it
+	// (__REALTIME_TIMESTAMP, the time journalctl shows), as it does for
+	// sd_journal_send(3). SYSLOG_TIMESTAMP= is not for this: it holds "the
+	// timestamp as specified in the original datagram" of a syslog message
+	// (systemd.journal-fields(7)), and a native entry has none.
 	b = appendSource(b, r.PC)
 	b = append(b, h.fields...)
 	r.Attrs(func(a slog.Attr) bool {

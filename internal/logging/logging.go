@@ -113,11 +113,10 @@ func New(opts Options) (*slog.Logger, error) {
 // isJournalStream reports whether stderr is the stream systemd connected to
 // the journal. When systemd connects a service's stdout or stderr to the
 // journal it sets JOURNAL_STREAM to the device and inode numbers of that
-// stream, "<dev>:<ino>" (systemd.exec(5), "Environment Variables in Spawned
-// Processes"). The variable alone proves little: children inherit it even
-// when a shell or a wrapper has redirected their stderr elsewhere. So, as
-// sd_journal_stream_fd(3) and systemd's "Native Journal Protocol" document
-// ask, compare it with what fstat(2) says stderr is.
+// stream, "<dev>:<ino>". The variable alone proves little: children inherit
+// it even when a shell or a wrapper has redirected their stderr elsewhere.
+// So, as systemd.exec(5) says under $JOURNAL_STREAM, compare it with what
+// fstat(2) says stderr is; only then switch to the native protocol.
 //
 // (go-systemd's journal.StderrIsJournalStream does the same, but with
 // os.Getenv and file descriptor 2 rather than what it is given.)

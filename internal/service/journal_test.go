@@ -1,4 +1,4 @@
-package main
+package service_test
 
 import (
 	"fmt"
