@@ -40,7 +40,8 @@ test-seam: ## check that the kit does not depend on the example app
 race: ## run the tests under the race detector
 	$(GO) test -race -count=1 ./...
 
-test-units: build ## systemd-analyze verify and security on deploy/systemd
+test-units: build ## the shipped config is valid; systemd-analyze verify and security on deploy/systemd
+	$(BIN) -check-config -config deploy/config.toml
 	NAME=$(NAME) BINARY=$(BIN) bash test/systemd/check-units.sh
 
 DIST ?= bookworm
