@@ -223,9 +223,11 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 
 	// 8. Stop: say so first, then stop taking requests and drain the ones in
 	// flight. /readyz answers 503 from now on. The watchdog is no longer
-	// fed: systemd disarms it once a stop begins (docs/lifecycle.md), so
-	// the drain is bounded by drain_timeout here and by TimeoutStopSec= or
-	// EXTEND_TIMEOUT_USEC= there.
+	// fed: systemd disarms it once a stop begins, and a WATCHDOG=1 sent
+	// after that would arm it again, so that a late ping could kill the
+	// drain (docs/lifecycle.md, step 6). The drain is bounded by
+	// drain_timeout here, and by TimeoutStopSec= and EXTEND_TIMEOUT_USEC=
+	// in systemd.
 	stopWatchdog()
 	<-watchdogDone
 	k.setReady(false)
