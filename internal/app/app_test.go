@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"example.com/daemon/internal/config"
+	"example.com/daemon/test/docs/docstest"
 )
 
 func newApp(t *testing.T, dir string, cfg Config) *App {
@@ -121,6 +122,14 @@ func TestShippedConfigIsValid(t *testing.T) {
 	if cfg.DebugEndpoints {
 		t.Error("the shipped config enables the debug endpoints")
 	}
+}
+
+// TestREADMEListsTheExamplesSettings: the README's table of the example's
+// settings is Config's.
+func TestREADMEListsTheExamplesSettings(t *testing.T) {
+	docstest.CheckSettingsTable(t,
+		docstest.Section(t, filepath.Join("..", "..", "README.md"), "and, beside them", "An error names"),
+		DefaultConfig())
 }
 
 func TestWarmUpReportsItsProgress(t *testing.T) {

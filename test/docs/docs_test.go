@@ -4,24 +4,19 @@
 package docs
 
 import (
-	"encoding"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"example.com/daemon/internal/app"
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/metrics"
+	"example.com/daemon/test/docs/docstest"
 )
 
 const top = "../.."
@@ -81,91 +76,13 @@ func TestEveryTestTheDocsCiteExists(t *testing.T) {
 	}
 }
 
-// readmeSection returns the README's text from the line starting with
-// start to the next heading.
-func readmeSection(t *testing.T, start string) string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(top, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(data)
-	i := strings.Index(text, start)
-	if i < 0 {
-		t.Fatalf("README.md has no %q", start)
-	}
-	text = text[i:]
-	if j := strings.Index(text[1:], "\n#"); j >= 0 {
-		text = text[:j+1]
-	}
-	return text
-}
-
-// tomlKeys returns the keys of a settings struct, with its tables' keys as
-// table.key, each with its default value.
-func tomlKeys(prefix string, v reflect.Value, into map[string]reflect.Value) {
-	text := reflect.TypeFor[encoding.TextUnmarshaler]()
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-		if f.Type.Kind() == reflect.Struct && !reflect.PointerTo(f.Type).Implements(text) {
-			tomlKeys(prefix+key+".", v.Field(i), into)
-			continue
-		}
-		into[prefix+key] = v.Field(i)
-	}
-}
-
-// sameDefault reports whether the README's text for a default is v.
-func sameDefault(readme string, v reflect.Value) bool {
-	switch x := v.Interface().(type) {
-	case config.Duration:
-		d, err := time.ParseDuration(readme)
-		return err == nil && d == x.Duration
-	case config.Level:
-		return readme == strings.ToLower(x.String())
-	case fmt.Stringer:
-		return readme == x.String()
-	case int:
-		return readme == strconv.Itoa(x)
-	case bool:
-		return readme == strconv.FormatBool(x)
-	case string:
-		return readme == x
-	}
-	return false
-}
-
-// TestREADMEConfigTableIsTheConfig: the README's table of settings lists
-// every key the file may hold, the daemon's and the example's, with the
-// defaults the code has.
+// TestREADMEConfigTableIsTheConfig: the README's table of the daemon's
+// settings lists every key of config.Config, with the defaults the code has.
+// (The example's table is checked in internal/app.)
 func TestREADMEConfigTableIsTheConfig(t *testing.T) {
-	want := map[string]reflect.Value{}
-	tomlKeys("", reflect.ValueOf(config.Default()), want)
-	tomlKeys("", reflect.ValueOf(app.DefaultConfig()), want)
-	row := regexp.MustCompile("(?m)^\\| (?:`\\[(\\w+)\\]` )?`(\\w+)` \\| ([^|]*) \\|")
-	got := map[string]string{}
-	for _, m := range row.FindAllStringSubmatch(readmeSection(t, "The configuration ("), -1) {
-		key := m[2]
-		if m[1] != "" {
-			key = m[1] + "." + key
-		}
-		got[key] = strings.Trim(strings.TrimSpace(m[3]), "`")
-	}
-	for key, def := range want {
-		readme, ok := got[key]
-		switch {
-		case !ok:
-			t.Errorf("README's configuration table lacks %s", key)
-		case !sameDefault(readme, def):
-			t.Errorf("README gives %s the default %q; the code has %v", key, readme, def)
-		}
-	}
-	for key := range got {
-		if _, ok := want[key]; !ok {
-			t.Errorf("README's configuration table lists %s, which the code does not have", key)
-		}
-	}
+	docstest.CheckSettingsTable(t,
+		docstest.Section(t, filepath.Join(top, "README.md"), "The configuration (", "and, beside them"),
+		config.Default())
 }
 
 // TestREADMEListsEveryMetric: the README names every metric of the
@@ -190,7 +107,7 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 			want = append(want, name)
 		}
 	}
-	section := readmeSection(t, "Metrics, all under")
+	section := docstest.Section(t, filepath.Join(top, "README.md"), "Metrics, all under", "\n#")
 	var got []string
 	for _, m := range regexp.MustCompile("`([a-z_]+)(?:\\{[^}]*\\})?`").FindAllStringSubmatch(section, -1) {
 		if m[1] != "daemon_" && !strings.HasSuffix(m[1], "_") {
