@@ -28,40 +28,24 @@ import (
 var binary string // path of the built daemon; set once by TestMain
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "daemon-test")
+	b, dir, err := systemdtest.Build(".", "daemon")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "daemon")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build daemon:", err)
-		os.Exit(1)
-	}
+	binary = b
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// command returns an exec.Cmd for the daemon with a fresh state directory
+// command returns an exec.Cmd for the daemon, with a fresh state directory
 // and a config file holding config.
 func command(t *testing.T, config string, args ...string) *exec.Cmd {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary, append([]string{"-config", path, "-state-dir", dir}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	return cmd
+	return systemdtest.Command(t, binary, config, args...)
 }
 
-// TestTheExampleNeedsAStateDirectory: the notes need a place; without
-// -state-dir or StateDirectory= the example refuses to start, saying so.
-// (A service without state needs neither: see internal/service.)
 func TestTheExampleNeedsAStateDirectory(t *testing.T) {
 	cmd := command(t, "", "-listen", "127.0.0.1:0")
 	cmd.Args = slices.Delete(cmd.Args, 3, 5) // -state-dir DIR

@@ -197,6 +197,18 @@ func start(t *testing.T, o options) *daemon {
 	return d
 }
 
+// startHeld starts a daemon whose app's Start waits until a.hold is
+// closed (or a stop cancels it), and returns once Start has begun.
+func startHeld(t *testing.T, config string) (*daemon, *testApp) {
+	t.Helper()
+	a := newTestApp()
+	a.hold = make(chan struct{})
+	d := start(t, options{config: config, app: a})
+	expect(t, d, "STATUS")
+	<-a.starting
+	return d, a
+}
+
 // stopped waits for Run to return, and fails t unless it returned nil.
 func (d *daemon) stopped(t *testing.T) {
 	t.Helper()
@@ -323,11 +335,7 @@ func TestReadyzAnswers200WhenReadyArrives(t *testing.T) {
 // before the app has started, so a client that comes early waits in the
 // backlog instead of being refused, and it is served by a started app.
 func TestConnectionDuringStartIsAnsweredOnlyOnceStarted(t *testing.T) {
-	a := newTestApp()
-	a.hold = make(chan struct{})
-	d := start(t, options{config: `greeting = "hi"`, app: a})
-	expect(t, d, "STATUS")
-	<-a.starting
+	d, a := startHeld(t, `greeting = "hi"`)
 	c, err := net.Dial("tcp", strings.TrimPrefix(d.url, "http://"))
 	if err != nil {
 		t.Fatalf("connect during the start: %v", err)
@@ -545,11 +553,7 @@ func TestSecondStopSignalEndsTheDrainAtOnce(t *testing.T) {
 // stop` during a long warm-up) cancels Start's context, says STOPPING=1,
 // closes the app and returns nil: a clean exit, not death by signal.
 func TestStopDuringStartCancelsIt(t *testing.T) {
-	a := newTestApp()
-	a.hold = make(chan struct{}) // never closed: only the stop ends Start
-	d := start(t, options{app: a})
-	expect(t, d, "STATUS")
-	<-a.starting
+	d, a := startHeld(t, "")
 	signal(t, syscall.SIGTERM)
 	stopping := expect(t, d, "STOPPING", "STATUS")
 	if !strings.Contains(stopping["STATUS"], "start was interrupted") {
@@ -570,11 +574,7 @@ func TestStopDuringStartCancelsIt(t *testing.T) {
 // TestReloadDuringStartFollowsReady: SIGHUP while the app starts does not
 // end the process; the reload happens once READY=1 is sent.
 func TestReloadDuringStartFollowsReady(t *testing.T) {
-	a := newTestApp()
-	a.hold = make(chan struct{})
-	d := start(t, options{config: `greeting = "old"`, app: a})
-	expect(t, d, "STATUS")
-	<-a.starting
+	d, a := startHeld(t, `greeting = "old"`)
 	if err := os.WriteFile(d.configPath, []byte(`greeting = "new"`), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func TestLogsGoToTheJournalAsStructuredEntries(t *testing.T) {
 	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
 	p.WaitReady(t)
 	// A reload that fails logs an error with the config file's position.
-	if err := os.WriteFile(configPathOf(cmd), []byte("greeting = 1\n"), 0o600); err != nil {
+	if err := os.WriteFile(systemdtest.ConfigPath(cmd), []byte("greeting = 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p.Signal(t, syscall.SIGHUP)
@@ -73,7 +73,7 @@ func TestLogsGoToTheJournalAsStructuredEntries(t *testing.T) {
 		message, priority, field, value string
 	}{
 		{"ready", "6", "ORIGIN", "socket-activated"},
-		{"reload failed; still using the previous configuration", "3", "ERR", configPathOf(cmd) + ":1:"},
+		{"reload failed; still using the previous configuration", "3", "ERR", systemdtest.ConfigPath(cmd) + ":1:"},
 	} {
 		e, ok := byMessage[want.message]
 		if !ok {

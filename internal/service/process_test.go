@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,43 +27,24 @@ import (
 var binary string // path of the built service; set once by TestMain
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "service-test")
+	// Named as the example is, so that logs and metrics carry the names
+	// the units and docs use.
+	b, dir, err := systemdtest.Build("./minimal", "daemon")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	// Named as the example is, so that logs and metrics carry the names
-	// the units and docs use.
-	binary = filepath.Join(dir, "daemon")
-	build := exec.Command("go", "build", "-o", binary, "./minimal")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build ./minimal:", err)
-		os.Exit(1)
-	}
+	binary = b
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// command returns an exec.Cmd for the daemon with a fresh state directory
+// command returns an exec.Cmd for the daemon, with a fresh state directory
 // and a config file holding config.
 func command(t *testing.T, config string, args ...string) *exec.Cmd {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary, append([]string{"-config", path, "-state-dir", dir}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-	return cmd
-}
-
-// configPathOf returns the -config argument of cmd.
-func configPathOf(cmd *exec.Cmd) string {
-	i := slices.Index(cmd.Args, "-config")
-	return cmd.Args[i+1]
+	return systemdtest.Command(t, binary, config, args...)
 }
 
 func TestServesOnSocketPassedByName(t *testing.T) {
@@ -253,7 +233,7 @@ func TestBadConfigAtStartExitsWithConfigErrorNamingFileLineKey(t *testing.T) {
 		t.Errorf("exit status %d, want 78", code)
 	}
 	msg := p.Stderr.String()
-	for _, want := range []string{configPathOf(cmd) + ":3:", "drain_timeout", `"soon"`} {
+	for _, want := range []string{systemdtest.ConfigPath(cmd) + ":3:", "drain_timeout", `"soon"`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not contain %q", msg, want)
 		}
@@ -392,7 +372,7 @@ func TestMinimalServiceRunsUnderTheLifecycle(t *testing.T) {
 
 	// A reload that makes the check fail: the new greeting is served, and
 	// the watchdog is no longer fed.
-	if err := os.WriteFile(configPathOf(cmd), []byte("greeting = \"reloaded\"\nfail_check = true\n"), 0o600); err != nil {
+	if err := os.WriteFile(systemdtest.ConfigPath(cmd), []byte("greeting = \"reloaded\"\nfail_check = true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p.Signal(t, syscall.SIGHUP)

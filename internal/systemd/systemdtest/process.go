@@ -3,11 +3,14 @@ package systemdtest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +22,44 @@ import (
 // The helpers below run a daemon as a process and talk to it as systemd
 // would: a notify socket, sockets passed as file descriptors 3, 4, …, and
 // signals.
+
+// Build builds the main package pkg as name in a new temporary directory,
+// for a TestMain; remove the directory when the tests are done.
+func Build(pkg, name string) (binary, dir string, err error) {
+	dir, err = os.MkdirTemp("", name+"-test")
+	if err != nil {
+		return "", "", err
+	}
+	binary = filepath.Join(dir, name)
+	build := exec.Command("go", "build", "-o", binary, pkg)
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	return binary, dir, nil
+}
+
+// Command returns an exec.Cmd for binary with a fresh state directory, a
+// config file holding config (ConfigPath names it), and no environment but
+// PATH.
+func Command(t testing.TB, binary, config string, args ...string) *exec.Cmd {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, append([]string{"-config", path, "-state-dir", dir}, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	return cmd
+}
+
+// ConfigPath returns the -config argument of cmd.
+func ConfigPath(cmd *exec.Cmd) string {
+	i := slices.Index(cmd.Args, "-config")
+	return cmd.Args[i+1]
+}
 
 // Wait bounds every wait of the helpers below.
 const Wait = 10 * time.Second
