@@ -223,15 +223,19 @@ func TestReloadKeepsOldConfigWhenNewOneIsInvalid(t *testing.T) {
 	if _, body := get(t, baseURL(t)+"/"); !strings.Contains(body, "hello from the scenarios") {
 		t.Errorf("GET / after a bad reload = %q, want the old greeting", body)
 	}
-	// The error is logged at error priority (3) too.
+	// The error is logged at error priority (3) too, found by the query
+	// docs/walkthrough.md shows, with the error in a field of its own.
 	var logged bool
-	for _, e := range journal(t, cursor, "_SYSTEMD_UNIT="+unit, "PRIORITY=3") {
-		if m, _ := e["MESSAGE"].(string); m != "" {
+	for _, e := range journal(t, cursor, "SYSLOG_IDENTIFIER="+name, "PRIORITY=3") {
+		if m, _ := e["MESSAGE"].(string); m != "" && e["_SYSTEMD_UNIT"] == unit {
 			logged = true
+			if err, _ := e["ERR"].(string); !strings.Contains(err, "log_level") {
+				t.Errorf("entry %q: ERR=%q, want the config error", m, err)
+			}
 		}
 	}
 	if !logged {
-		t.Errorf("no error-priority journal entry from %s for the failed reload", unit)
+		t.Errorf("no journal entry with SYSLOG_IDENTIFIER=%s PRIORITY=3 from %s for the failed reload", name, unit)
 	}
 }
 
@@ -345,13 +349,229 @@ func TestWatchdogRestartsWedgedDaemon(t *testing.T) {
 		return n == restarts+1 && p != 0 && p != pid && prop(t, unit, "ActiveState") == "active",
 			fmt.Sprintf("NRestarts=%d MainPID=%d (was %d, %d)", n, p, restarts, pid)
 	})
-	// What systemd itself logged about the unit (UNIT=, from PID 1).
+	// What systemd itself logged about the unit (UNIT=, from PID 1). Go
+	// answers SIGABRT with every goroutine's stack and exit status 2, so
+	// systemd sees an exit, not a death by the signal (docs/walkthrough.md
+	// shows these lines).
 	ms := messages(journal(t, cursor, "_PID=1", "UNIT="+unit))
-	if !containsSubstring(ms, "Watchdog timeout") || !containsSubstring(ms, "Failed with result 'watchdog'") {
-		t.Errorf("systemd's journal for %s has no watchdog timeout and Result=watchdog:\n%s", unit, strings.Join(ms, "\n"))
+	for _, want := range []string{"Watchdog timeout", "with signal SIGABRT", "code=exited, status=2/INVALIDARGUMENT", "Failed with result 'watchdog'"} {
+		if !containsSubstring(ms, want) {
+			t.Errorf("systemd's journal for %s has no %q:\n%s", unit, want, strings.Join(ms, "\n"))
+		}
+	}
+	// Result= is the current run's: the restart's start reset it
+	// (service_start() in src/core/service.c), so the watchdog kill shows
+	// only in the journal and in NRestarts.
+	if r := prop(t, unit, "Result"); r != "success" {
+		t.Errorf("Result=%s after the restart, want success (reset by the new start)", r)
 	}
 	if code, _ := get(t, baseURL(t)+"/healthz"); code != http.StatusOK {
 		t.Errorf("GET /healthz after the restart = %d, want 200", code)
+	}
+}
+
+// TestWatchdogIsDisarmedWhileStopping: once a stop begins, systemd no longer
+// expects WATCHDOG=1, and the daemon sends none from STOPPING=1 on, so a
+// drain that lasts several WatchdogSec= ends cleanly, bounded only by
+// TimeoutStopSec= and EXTEND_TIMEOUT_USEC=. On both 252 and 257,
+// service_set_state() (src/core/service.c) calls service_stop_watchdog() for
+// every state but START_POST, RUNNING and the RELOAD states, which removes
+// the timer and zeroes WatchdogTimestamp; but a WATCHDOG=1 that arrives
+// later, in any state, goes to service_reset_watchdog(), which sets the
+// timestamp and arms a new timer (TestWatchdogPingWhileStoppingRearmsIt). A
+// daemon that pinged while stopping would be killed with SIGABRT mid-drain
+// as soon as its pings paused for WatchdogSec=, say because its health
+// check failed while it drained.
+//
+// What this proves: WatchdogTimestampMonotonic, which each ping systemd
+// takes sets to the time it took it, is read all through the drain, from
+// the moment systemd has the daemon's STOPPING=1 (its StatusText, which
+// comes in the same datagram); it must not change, so no ping arrived
+// after STOPPING=1. (Against the daemon that still pinged while stopping,
+// it moved every WatchdogSec/2 and this test failed.) With a 2s watchdog
+// and a 6s request, the request is answered, the stop takes longer than
+// the watchdog, the unit ends with Result=success, not watchdog, and the
+// journal of that invocation has no watchdog timeout and no SIGABRT.
+func TestWatchdogIsDisarmedWhileStopping(t *testing.T) {
+	runtimeDropIn(t, unit, "zz-scenario.conf", "[Service]\nWatchdogSec=2s\n")
+	pid := freshStart(t, baseConfig)
+	watchdog := propDuration(t, unit, "WatchdogUSec")
+	if watchdog != 2*time.Second {
+		t.Fatalf("WatchdogUSec=%s with the drop-in, want 2s", watchdog)
+	}
+	slow := 3 * watchdog // well inside drain_timeout (10s) and TimeoutStopSec=
+	invocation := prop(t, unit, "InvocationID")
+	// While running, pings show: the property is worth watching.
+	eventually(t, 2*watchdog, "a watchdog ping while running", func() (bool, string) {
+		ts := prop(t, unit, "WatchdogTimestampMonotonic")
+		return ts != "0" && ts != "", "WatchdogTimestampMonotonic=" + ts
+	})
+	cursor := journalCursor(t)
+	sent, done := slowRequest(t, pid, slow)
+
+	stopped := make(chan error, 1)
+	began := time.Now()
+	go func() { _, err := tryCommand("systemctl", "stop", unit); stopped <- err }()
+	var (
+		samples      int
+		baseline, ts string // WatchdogTimestampMonotonic once systemd had STOPPING=1, and now
+		changed      []string
+		stopErr      error
+	)
+poll:
+	for {
+		select {
+		case stopErr = <-stopped:
+			break poll
+		case <-time.After(50 * time.Millisecond):
+		}
+		p := props(t, unit, "ActiveState", "StatusText", "WatchdogTimestampMonotonic")
+		if p["ActiveState"] != "deactivating" || !strings.HasPrefix(p["StatusText"], "Stopping") {
+			continue
+		}
+		samples++
+		last := ts
+		ts = p["WatchdogTimestampMonotonic"]
+		switch {
+		case baseline == "":
+			baseline = ts
+		case ts != last:
+			changed = append(changed, fmt.Sprintf("%s (%s into the stop)", ts, time.Since(began).Round(time.Millisecond)))
+		}
+	}
+	took := time.Since(began)
+	if stopErr != nil {
+		t.Fatalf("systemctl stop: %v", stopErr)
+	}
+	r := <-done
+	t.Logf("systemd %d: stop took %s with WatchdogSec=%s; request answered %s after it was sent; %d samples while draining, WatchdogTimestampMonotonic=%s from STOPPING=1 on",
+		systemdVersion(t), took.Round(time.Millisecond), watchdog, time.Since(sent).Round(time.Millisecond), samples, baseline)
+	if r.err != nil || r.code != http.StatusOK || !strings.Contains(r.body, "slept") {
+		t.Errorf("in-flight request during stop: %d %q %v, want 200 slept", r.code, r.body, r.err)
+	}
+	if took <= watchdog+watchdog/2 {
+		t.Errorf("the stop took %s, not longer than WatchdogSec=%s (and a margin): the drain did not outlast the watchdog", took, watchdog)
+	}
+	if samples < 10 {
+		t.Errorf("only %d samples of the unit while it drained: the check of the watchdog proves nothing", samples)
+	}
+	if len(changed) > 0 {
+		t.Errorf("WatchdogTimestampMonotonic went from %s to %s while stopping: the daemon still sends WATCHDOG=1 after STOPPING=1, which re-arms systemd's watchdog", baseline, strings.Join(changed, ", "))
+	}
+	if baseline != "0" {
+		// A ping systemd took between SIGTERM and STOPPING=1 (the daemon
+		// had sent it before it got the signal). It re-arms the watchdog,
+		// but the EXTEND_TIMEOUT_USEC= sent with STOPPING=1 pushes that
+		// deadline past the drain too (service_extend_timeout()).
+		t.Logf("a ping arrived after the stop began and before STOPPING=1 (WatchdogTimestampMonotonic=%s)", baseline)
+	}
+	for p, want := range map[string]string{"Result": "success", "ActiveState": "inactive", "ExecMainStatus": "0"} {
+		if got := prop(t, unit, p); got != want {
+			t.Errorf("after stop %s=%s, want %s", p, got, want)
+		}
+	}
+	var bad []string
+	command(t, "journalctl", "--sync")
+	for _, e := range journal(t, cursor) {
+		if e["INVOCATION_ID"] != invocation && e["_SYSTEMD_INVOCATION_ID"] != invocation {
+			continue
+		}
+		if m, _ := e["MESSAGE"].(string); strings.Contains(m, "Watchdog timeout") || strings.Contains(m, "SIGABRT") || strings.Contains(m, "ABRT") {
+			bad = append(bad, m)
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("the journal of invocation %s has a watchdog kill:\n%s", invocation, strings.Join(bad, "\n"))
+	}
+}
+
+// TestWatchdogPingWhileStoppingRearmsIt pins down the systemd behaviour the
+// daemon's stop is built around, with a shell script as the service (a
+// transient unit, WatchdogSec=2s) that does one thing on SIGTERM and then
+// takes 4s to exit. On 252 and 257 alike, in src/core/service.c:
+// service_notify_message() passes WATCHDOG=1 to service_reset_watchdog()
+// whatever the unit's state, and service_start_watchdog() creates a new
+// timer when service_stop_watchdog() has removed the old one; when it
+// expires, service_dispatch_watchdog() logs "Watchdog timeout" and calls
+// service_enter_signal(SERVICE_STOP_WATCHDOG, SERVICE_FAILURE_WATCHDOG):
+// SIGABRT, Result=watchdog, in the middle of the stop. Two messages undo a
+// ping: EXTEND_TIMEOUT_USEC= moves the watchdog's deadline as well as the
+// stop timeout (service_extend_timeout()), and WATCHDOG_USEC=0 stops the
+// watchdog (service_override_watchdog_timeout(), then
+// service_start_watchdog() finds no interval).
+func TestWatchdogPingWhileStoppingRearmsIt(t *testing.T) {
+	const (
+		watchdog = 2 * time.Second
+		exitIn   = 4 * time.Second
+	)
+	script := "/run/" + name + "-scenarios-watchdog-probe.sh"
+	result := "/run/" + name + "-scenarios-watchdog-probe.result"
+	// systemd-notify sends as its parent, the script, the main process.
+	// KillMode=mixed sends SIGTERM to the script alone: with the default,
+	// the systemd-notify its trap starts could get the cgroup's SIGTERM.
+	// The script then becomes the sleep, so a SIGABRT ends it.
+	body := `#!/bin/sh
+if [ "$1" = result ]; then echo "$SERVICE_RESULT" >` + result + `; exit 0; fi
+on_term() {
+	case $1 in
+	ping) systemd-notify WATCHDOG=1 ;;
+	ping-extend) systemd-notify WATCHDOG=1; systemd-notify STOPPING=1 EXTEND_TIMEOUT_USEC=10000000 ;;
+	ping-disarm) systemd-notify WATCHDOG=1; systemd-notify STOPPING=1 WATCHDOG_USEC=0 ;;
+	esac
+	exec sleep ` + strconv.Itoa(int(exitIn/time.Second)) + `
+}
+trap 'on_term "$1"' TERM
+systemd-notify --ready
+while :; do systemd-notify WATCHDOG=1; sleep 0.5 & wait $!; done
+`
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(script); os.Remove(result) })
+	cases := []struct {
+		onTerm, want string
+	}{
+		{"quiet", "success"},       // no message: disarmed for the whole stop
+		{"ping", "watchdog"},       // one ping re-arms it
+		{"ping-extend", "success"}, // re-armed, then pushed past the stop
+		{"ping-disarm", "success"}, // re-armed, then switched off
+	}
+	for i, c := range cases {
+		t.Run(c.onTerm, func(t *testing.T) {
+			probe := fmt.Sprintf("%s-watchdog-probe-%d.service", name, i)
+			os.Remove(result)
+			tryCommand("systemctl", "reset-failed", probe) // a leftover from an earlier run, if any
+			t.Cleanup(func() { tryCommand("systemctl", "reset-failed", probe) })
+			command(t, "systemd-run", "--quiet", "--unit="+probe,
+				"--property=Type=notify", "--property=NotifyAccess=all", "--property=KillMode=mixed",
+				"--property=WatchdogSec="+watchdog.String(), "--property=TimeoutStopSec=30s",
+				"--property=ExecStopPost=/bin/sh "+script+" result",
+				"/bin/sh", script, c.onTerm)
+			cursor := journalCursor(t)
+			start := time.Now()
+			systemctl(t, "stop", probe)
+			took := time.Since(start)
+			got, err := os.ReadFile(result)
+			if err != nil {
+				t.Fatalf("ExecStopPost= left no result: %v", err)
+			}
+			res := strings.TrimSpace(string(got))
+			command(t, "journalctl", "--sync")
+			ms := messages(journal(t, cursor, "_PID=1", "UNIT="+probe))
+			t.Logf("systemd %d, on SIGTERM %s: stop took %s, SERVICE_RESULT=%s", systemdVersion(t), c.onTerm, took.Round(time.Millisecond), res)
+			if res != c.want {
+				t.Errorf("SERVICE_RESULT=%s, want %s; systemd said:\n%s", res, c.want, strings.Join(ms, "\n"))
+			}
+			if timedOut := containsSubstring(ms, "Watchdog timeout"); timedOut != (c.want == "watchdog") {
+				t.Errorf("systemd logged a watchdog timeout: %v, want %v:\n%s", timedOut, c.want == "watchdog", strings.Join(ms, "\n"))
+			}
+			if c.want == "watchdog" && took >= exitIn {
+				t.Errorf("the stop took %s: the script was not killed before it exited by itself after %s", took, exitIn)
+			}
+			if c.want == "success" && took < exitIn {
+				t.Errorf("the stop took %s, less than the script's %s", took, exitIn)
+			}
+		})
 	}
 }
 
@@ -361,44 +581,7 @@ func TestWatchdogRestartsWedgedDaemon(t *testing.T) {
 func TestStopFinishesInFlightRequests(t *testing.T) {
 	pid := freshStart(t, baseConfig)
 	const slow = 3 * time.Second
-
-	// Send the slow request and learn which local port it uses.
-	local := make(chan string, 1)
-	type result struct {
-		code int
-		body string
-		err  error
-	}
-	done := make(chan result, 1)
-	url := fmt.Sprintf("%s/debug/sleep?d=%s", baseURL(t), slow)
-	go func() {
-		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { local <- i.Conn.LocalAddr().String() }}
-		ctx := httptrace.WithClientTrace(context.Background(), trace)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := (&http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		done <- result{code: resp.StatusCode, body: string(body), err: err}
-	}()
-	var port string
-	select {
-	case addr := <-local:
-		port = portOf(addr)
-	case r := <-done:
-		t.Fatalf("GET %s ended before it was sent: %d %v", url, r.code, r.err)
-	}
-	sent := time.Now()
-	// Wait until the daemon has accepted the connection (it holds the
-	// socket): a connection still in the backlog would instead start a new
-	// daemon after this one exits.
-	eventually(t, 3*time.Second, "daemon holding the slow request's connection", func() (bool, string) {
-		out, _ := tryCommand("ss", "-Htnp", "state", "established", "( dport = :"+port+" )")
-		return strings.Contains(out, fmt.Sprintf("pid=%d,", pid)), "ss: " + out
-	})
+	sent, done := slowRequest(t, pid, slow)
 
 	systemctl(t, "stop", unit)
 	stopped := time.Since(sent)
@@ -414,6 +597,51 @@ func TestStopFinishesInFlightRequests(t *testing.T) {
 			t.Errorf("after stop %s=%s, want %s", p, got, want)
 		}
 	}
+}
+
+// slowResult is how a request ended.
+type slowResult struct {
+	code int
+	body string
+	err  error
+}
+
+// slowRequest sends GET /debug/sleep?d=slow on a connection of its own and
+// returns once the daemon (pid) holds that connection, with the time the
+// request was sent and a channel that gets its result. Until the daemon has
+// accepted it, a connection waits in the socket's backlog, and a stop then
+// would leave it there to start a new daemon.
+func slowRequest(t *testing.T, pid int, slow time.Duration) (time.Time, <-chan slowResult) {
+	t.Helper()
+	local := make(chan string, 1)
+	done := make(chan slowResult, 1)
+	url := fmt.Sprintf("%s/debug/sleep?d=%s", baseURL(t), slow)
+	go func() {
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { local <- i.Conn.LocalAddr().String() }}
+		ctx := httptrace.WithClientTrace(context.Background(), trace)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := (&http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			done <- slowResult{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		done <- slowResult{code: resp.StatusCode, body: string(body), err: err}
+	}()
+	var port string
+	select {
+	case addr := <-local:
+		port = portOf(addr)
+	case r := <-done:
+		t.Fatalf("GET %s ended before it was sent: %d %v", url, r.code, r.err)
+	}
+	sent := time.Now()
+	eventually(t, 3*time.Second, "daemon holding the slow request's connection", func() (bool, string) {
+		out, _ := tryCommand("ss", "-Htnp", "state", "established", "( dport = :"+port+" )")
+		return strings.Contains(out, fmt.Sprintf("pid=%d,", pid)), "ss: " + out
+	})
+	return sent, done
 }
 
 // TestJournalEntriesAreStructured: the daemon logs with journald's native
@@ -908,4 +1136,18 @@ func (f fifo) write(t *testing.T, config string) {
 	if _, err := w.WriteString(config); err != nil {
 		t.Fatalf("writing the config into the FIFO: %v", err)
 	}
+}
+
+// props returns several properties of a unit from one `systemctl show`, so
+// that they describe the same moment.
+func props(t testing.TB, unit string, names ...string) map[string]string {
+	t.Helper()
+	out := systemctl(t, "show", "--property="+strings.Join(names, ","), unit)
+	p := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			p[k] = v
+		}
+	}
+	return p
 }
