@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -28,15 +27,7 @@ import (
 var binary string // path of the built daemon; set once by TestMain
 
 func TestMain(m *testing.M) {
-	b, dir, err := systemdtest.Build(".", "daemon")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = b
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	systemdtest.Main(m, ".", "daemon", &binary)
 }
 
 // command returns an exec.Cmd for the daemon, with a fresh state directory

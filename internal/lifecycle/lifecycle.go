@@ -236,7 +236,8 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	k.notify(systemd.Stopping,
 		systemd.Status("Stopping: finishing in-flight requests (at most %s)", drain),
 		// Ask for the drain's time, and a little for exiting, in case it
-		// is longer than TimeoutStopSec=.
+		// is longer than TimeoutStopSec=. In this datagram it also puts off
+		// a watchdog re-armed by a ping systemd read late (step 6 there).
 		systemd.ExtendTimeout(drain+5*time.Second))
 	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()

@@ -29,15 +29,7 @@ var binary string // path of the built service; set once by TestMain
 func TestMain(m *testing.M) {
 	// Named as the example is, so that logs and metrics carry the names
 	// the units and docs use.
-	b, dir, err := systemdtest.Build("./minimal", "daemon")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = b
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	systemdtest.Main(m, "./minimal", "daemon", &binary)
 }
 
 // command returns an exec.Cmd for the daemon, with a fresh state directory

@@ -23,21 +23,26 @@ import (
 // would: a notify socket, sockets passed as file descriptors 3, 4, …, and
 // signals.
 
-// Build builds the main package pkg as name in a new temporary directory,
-// for a TestMain; remove the directory when the tests are done.
-func Build(pkg, name string) (binary, dir string, err error) {
-	dir, err = os.MkdirTemp("", name+"-test")
+// Main is a TestMain for tests that run a daemon as a process: it builds
+// the main package pkg as name in a temporary directory, sets *binary to
+// its path, runs the tests, removes the directory and exits.
+func Main(m *testing.M, pkg, name string, binary *string) {
+	dir, err := os.MkdirTemp("", name+"-test")
 	if err != nil {
-		return "", "", err
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	binary = filepath.Join(dir, name)
-	build := exec.Command("go", "build", "-o", binary, pkg)
+	*binary = filepath.Join(dir, name)
+	build := exec.Command("go", "build", "-o", *binary, pkg)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
 		os.RemoveAll(dir)
-		return "", "", fmt.Errorf("build %s: %w", pkg, err)
+		os.Exit(1)
 	}
-	return binary, dir, nil
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // Command returns an exec.Cmd for binary with a fresh state directory, a
