@@ -237,7 +237,8 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 		systemd.Status("Stopping: finishing in-flight requests (at most %s)", drain),
 		// Ask for the drain's time, and a little for exiting, in case it
 		// is longer than TimeoutStopSec=. In this datagram it also puts off
-		// a watchdog re-armed by a ping systemd read late (step 6 there).
+		// a watchdog re-armed by a ping systemd read late (docs/lifecycle.md,
+		// step 6).
 		systemd.ExtendTimeout(drain+5*time.Second))
 	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
