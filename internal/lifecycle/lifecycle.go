@@ -154,10 +154,10 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// `systemctl start` until READY=1. A stop requested now cancels the
 	// start; a reload waits until the daemon is ready.
 	k.notify(systemd.Status("Starting"))
-	reloadWaiting, stopped := k.start(ctx, signals)
+	reloadWaiting, stopped, err := k.start(ctx, signals)
 	defer k.App.Close()
-	if stopped != nil {
-		return stopped.err
+	if err != nil || stopped {
+		return err
 	}
 
 	// 4. Serve. The socket already listens, so from here on every connection
@@ -283,15 +283,12 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	return nil
 }
 
-// stop is a stop requested before the daemon was ready, and what Run
-// returns for it.
-type stop struct{ err error }
-
 // start runs App.Start while answering signals: SIGTERM or SIGINT (or ctx)
 // cancels the start, sends STOPPING=1 and makes Run return nil; SIGHUP is
 // kept for once the daemon is ready, since the configuration may change
-// again before then. It returns whether a reload waits, or the stop.
-func (k *kit[C]) start(ctx context.Context, signals <-chan os.Signal) (reloadWaiting bool, stopped *stop) {
+// again before then. It returns whether a reload waits, whether a stop
+// ended the start, or the start's error.
+func (k *kit[C]) start(ctx context.Context, signals <-chan os.Signal) (reloadWaiting, stopped bool, err error) {
 	startCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	progress := func(status string, more time.Duration) {
@@ -303,9 +300,9 @@ func (k *kit[C]) start(ctx context.Context, signals <-chan os.Signal) (reloadWai
 		select {
 		case err := <-started:
 			if err != nil {
-				return false, &stop{fmt.Errorf("start: %w", err)}
+				return false, false, fmt.Errorf("start: %w", err)
 			}
-			return reloadWaiting, nil
+			return reloadWaiting, false, nil
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
 				k.Logger.Info("reload requested while starting; it follows once ready")
@@ -322,7 +319,7 @@ func (k *kit[C]) start(ctx context.Context, signals <-chan os.Signal) (reloadWai
 			k.Logger.Warn("the interrupted start failed", "err", err)
 		}
 		k.Logger.Info("stopped")
-		return false, &stop{nil}
+		return false, true, nil
 	}
 }
 
