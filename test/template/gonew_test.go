@@ -49,7 +49,7 @@ func TestGonewMakesABuildableCopyUnderANewModulePath(t *testing.T) {
 	}
 	root := strings.TrimSpace(run(t, ".", nil, "git", "rev-parse", "--show-toplevel"))
 	oldPath := strings.TrimSpace(run(t, root, nil, "go", "list", "-m"))
-	const newPath = "example.org/acme/hello"
+	const newPath = "example.net/gonew/copy" // not a path a rename would choose
 	tmp := t.TempDir()
 	// The version the working tree is published as, in a module proxy made
 	// of files. A new one each run: the module cache keeps every version it
@@ -102,7 +102,7 @@ func TestGonewMakesABuildableCopyUnderANewModulePath(t *testing.T) {
 	// gonew, offline: the template from the file proxy, the dependencies
 	// from the module cache.
 	offline := []string{"GOPROXY=file://" + proxy, "GONOSUMDB=" + oldPath, "GOFLAGS=-mod=mod"}
-	dst := filepath.Join(tmp, "hello")
+	dst := filepath.Join(tmp, "copy")
 	run(t, tmp, offline, filepath.Join(bin, "gonew"), oldPath+"@"+templateVersion, newPath, dst)
 
 	// The copy builds, vets and names only its new module.
