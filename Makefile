@@ -1,5 +1,5 @@
-# The binary, its units and its config directory share one name. Change it
-# here (and the `daemon` words in deploy/) to make the template yours.
+# The binary, its units, its user, its package and its metrics share one
+# name. `make rename` changes it everywhere (and the module path with it).
 NAME    ?= daemon
 BIN     := bin/$(NAME)
 GO      ?= go
@@ -13,7 +13,7 @@ GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lin
 # without the example app, so that deleting internal/app breaks nothing.
 KIT     := ./internal/lifecycle ./internal/service/... ./internal/config ./internal/metrics ./internal/logging ./internal/journald/... ./internal/systemd/...
 
-.PHONY: help build run test test-units test-seam race test-systemd deb bench fuzz lint clean
+.PHONY: help build run test test-units test-seam race rename test-rename test-systemd deb bench fuzz lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,13 @@ test-seam: ## check that the kit does not depend on the example app
 
 race: ## run the tests under the race detector
 	$(GO) test -race -count=1 ./...
+
+rename: ## make the template yours: make rename NAME=hello MODULE=example.org/you/hello
+	@test -n "$(MODULE)" || { echo "rename: give NAME= and MODULE=, e.g. make rename NAME=hello MODULE=example.org/you/hello"; exit 2; }
+	$(GO) run ./tools/rename -name "$(NAME)" -module "$(MODULE)"
+
+test-rename: ## rename a copy of the tree and check that it builds, tests and packages (HARNESS=1: and runs under systemd)
+	HARNESS=$(HARNESS) GO=$(GO) bash tools/rename/check.sh
 
 test-units: build ## the shipped config is valid; systemd-analyze verify and security on deploy/systemd
 	$(BIN) -check-config -config deploy/config.toml
