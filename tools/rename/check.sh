@@ -9,12 +9,12 @@
 # NEW.socket and NEW.service.
 #
 #   bash tools/rename/check.sh       (make test-rename [HARNESS=1])
-#   NEW_NAME, NEW_MODULE   the rename (default: hello, example.org/acme/hello)
+#   NEW_NAME, NEW_MODULE   the rename (default: hello, example.org/acme/NEW_NAME)
 #   DIST                   the harness's Debian suite, with HARNESS=1
 set -euo pipefail
 
 NEW_NAME=${NEW_NAME:-hello}
-NEW_MODULE=${NEW_MODULE:-example.org/acme/hello}
+NEW_MODULE=${NEW_MODULE:-example.org/acme/$NEW_NAME}
 GO=${GO:-go}
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 log() { printf 'test-rename: %s\n' "$*" >&2; }
@@ -43,6 +43,7 @@ log "$(wc -l <"$work/rename.log") lines of changes, e.g.:"
 head -5 "$work/rename.log" >&2
 
 cd "$copy"
+git add -A # as the rename's commit will hold it
 # Nothing left that names the old service where a name goes.
 leftover=$(git ls-files -co --exclude-standard -- deploy packaging Makefile Dockerfile.test '*.sh' .ci |
 	xargs grep -nE "(\b$old\.(service|socket)|\b$old-(metrics|standalone)|\b_$old\b|=$old\b|/$old\b|\b${old}_|:-$old\b|\?= *$old\b|\bcmd/$old\b)" || true)

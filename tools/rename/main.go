@@ -1,7 +1,7 @@
 // Command rename turns this repository into the project of a service with a
 // name and a module path of its own:
 //
-//	make rename NAME=hello MODULE=example.org/acme/hello
+//	make rename NAME=hello MODULE=example.org/you/hello
 //
 // It renames what names the service, and nothing else: the module path in
 // go.mod and in imports; the files and folders named after it (cmd/daemon,
