@@ -10,7 +10,7 @@ import (
 )
 
 func TestNamesAreRenamedAndTheWordIsNot(t *testing.T) {
-	r := newRenamer("daemon", "hello", "example.com/daemon", "example.org/you/hello")
+	r := newRenamer("daemon", "hello", "example.com/old", "example.org/you/hello")
 	for _, tc := range []struct{ in, want string }{
 		// Names.
 		{"ExecStart=/usr/bin/daemon", "ExecStart=/usr/bin/hello"},
@@ -51,13 +51,13 @@ func TestNamesAreRenamedAndTheWordIsNot(t *testing.T) {
 }
 
 func TestGoCodeKeepsItsIdentifiersAndForeignImports(t *testing.T) {
-	r := newRenamer("daemon", "hello", "example.com/daemon", "example.org/you/hello")
+	r := newRenamer("daemon", "hello", "example.com/old", "example.org/you/hello")
 	src := `package x
 
 import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
-	"example.com/daemon/internal/config"
+	"example.com/old/internal/config"
 )
 
 // The daemon's namespace is daemon_, its unit daemon.service.
@@ -71,7 +71,7 @@ var _ = config.Default
 		t.Fatal(err)
 	}
 	want := strings.NewReplacer(
-		`"example.com/daemon/internal/config"`, `"example.org/you/hello/internal/config"`,
+		`"example.com/old/internal/config"`, `"example.org/you/hello/internal/config"`,
 		"is daemon_, its unit daemon.service", "is hello_, its unit hello.service",
 		`namespace = "daemon"`, `namespace = "hello"`,
 	).Replace(src)
@@ -112,7 +112,7 @@ func TestRefusesATreeWithUncommittedChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("go.mod", "module example.com/daemon\n\ngo 1.26\n")
+	write("go.mod", "module example.com/old\n\ngo 1.26\n")
 	write("cmd/daemon/main.go", "package main\n\nfunc main() {}\n")
 	git("add", "-A")
 	git("commit", "-qm", "one")
