@@ -170,3 +170,17 @@ func TestLogFormatNames(t *testing.T) {
 		}
 	}
 }
+
+// TestTheFirstUnknownKeyInTheFileIsNamed: when the app's table has an
+// unknown key before one in the daemon's, the error names the first.
+func TestTheFirstUnknownKeyInTheFileIsNamed(t *testing.T) {
+	_, err := Parse("c.toml", []byte("[notes]\nmin = 1\n[http]\nmax_conns = 1\n"), &appSettings{})
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Line != 2 || ce.Key != "notes.min" {
+		t.Errorf("Parse: %v, want notes.min at line 2", err)
+	}
+	_, err = Parse("c.toml", []byte("[http]\nmax_conns = 1\n[notes]\nmin = 1\n"), &appSettings{})
+	if !errors.As(err, &ce) || ce.Line != 2 || ce.Key != "http.max_conns" {
+		t.Errorf("Parse: %v, want http.max_conns at line 2", err)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -96,6 +97,13 @@ type kit[C any] struct {
 	Daemon[C]
 	cfg   config.Config // the configuration in force; reloads replace it
 	ready atomic.Bool   // what GET /readyz answers
+
+	// mu orders the messages other goroutines send against the main
+	// sequence: no progress report once the start is over, no watchdog
+	// ping once the stop has begun.
+	mu       sync.Mutex
+	starting bool
+	stopping bool
 }
 
 // Run runs the daemon until SIGTERM or SIGINT (or ctx) stops it. A clean
@@ -110,10 +118,15 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// 1. Signals, first of all. systemd may send SIGTERM (`systemctl stop`)
 	// while the app is still starting, and SIGHUP the moment the unit is
 	// active; a signal not yet caught ends the process by its default
-	// action (SIGHUP's too), so that Close would never run.
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(signals)
+	// action (SIGHUP's too), so that Close would never run. Stops and
+	// reloads wait in channels of their own: a SIGHUP waiting its turn
+	// must not crowd out the SIGTERM behind it.
+	stops := make(chan os.Signal, 1)
+	signal.Notify(stops, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(stops)
+	reloads := make(chan os.Signal, 1)
+	signal.Notify(reloads, syscall.SIGHUP)
+	defer signal.Stop(reloads)
 
 	// 2. The listening socket: systemd's, if it passed one, else our own.
 	// With socket activation systemd opened the port before starting us and
@@ -154,7 +167,7 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// `systemctl start` until READY=1. A stop requested now cancels the
 	// start; a reload waits until the daemon is ready.
 	k.notify(systemd.Status("Starting"))
-	reloadWaiting, stopped, err := k.start(ctx, signals)
+	reloadWaiting, stopped, err := k.start(ctx, stops, reloads)
 	defer k.App.Close()
 	if err != nil || stopped {
 		return err
@@ -189,36 +202,40 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// 6. The watchdog, fed only while the app's health check passes, so
 	// that systemd restarts a daemon that hangs rather than one that dies.
 	watchdogCtx, stopWatchdog := context.WithCancel(context.Background())
-	watchdogDone := make(chan struct{})
-	go func() {
-		defer close(watchdogDone)
-		if k.Systemd.Watchdog > 0 {
-			k.feedWatchdog(watchdogCtx)
-		}
-	}()
 	defer stopWatchdog()
+	if k.Systemd.Watchdog > 0 {
+		go k.feedWatchdog(watchdogCtx)
+	}
 
-	// 7. Wait for a signal, the context, or the server failing. A reload
-	// asked for during the start is answered first.
+	// 7. Wait for a signal, the context, or a server failing. A reload
+	// asked for during the start is answered first. A server that fails
+	// ends the daemon too, through the same stop, with the error.
 	if reloadWaiting {
 		k.reload(serving)
 	}
+	var failed error
+	serveEnded := false
+wait:
 	for {
 		select {
-		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				k.reload(serving)
-				continue
-			}
+		case <-reloads:
+			k.reload(serving)
+		case sig := <-stops:
 			log.Info("stop requested", "signal", sig.String())
+			break wait
 		case <-ctx.Done():
 			log.Info("stop requested", "cause", context.Cause(ctx).Error())
+			break wait
 		case err := <-served:
-			return fmt.Errorf("serve: %w", err)
+			failed, serveEnded = fmt.Errorf("serve: %w", err), true
+			break wait
 		case err := <-metricsServed:
-			return fmt.Errorf("serve metrics: %w", err)
+			failed = fmt.Errorf("serve metrics: %w", err)
+			break wait
 		}
-		break
+	}
+	if failed != nil {
+		log.Error("stopping: a server failed", "err", failed)
 	}
 
 	// 8. Stop: say so first, then stop taking requests and drain the ones in
@@ -229,7 +246,9 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// drain_timeout here, and by TimeoutStopSec= and EXTEND_TIMEOUT_USEC=
 	// in systemd.
 	stopWatchdog()
-	<-watchdogDone
+	k.mu.Lock()
+	k.stopping = true // from here on no ping goes out, even from a check still running
+	k.mu.Unlock()
 	k.setReady(false)
 	conns.drain()
 	drain := k.cfg.DrainTimeout.Duration
@@ -244,18 +263,13 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	defer cancel()
 	// A second SIGTERM or SIGINT (an impatient operator, Ctrl-C twice) cuts
 	// the drain short: the remaining connections are closed at once.
+	// (A reload while stopping is moot: SIGHUP is no longer read.)
 	go func() {
-		for {
-			select {
-			case sig := <-signals:
-				if sig != syscall.SIGHUP { // a reload while stopping is moot
-					log.Warn("second stop signal; closing in-flight requests now", "signal", sig.String())
-					cancel()
-					return
-				}
-			case <-drainCtx.Done():
-				return
-			}
+		select {
+		case sig := <-stops:
+			log.Warn("second stop signal; closing in-flight requests now", "signal", sig.String())
+			cancel()
+		case <-drainCtx.Done():
 		}
 	}()
 	// Stop accepting. A socket systemd passed in stays open in systemd's
@@ -263,8 +277,10 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// start. Once Serve has returned, every connection it accepted is
 	// counted.
 	accepting.Close()
-	if err := <-served; !errors.Is(err, net.ErrClosed) {
-		log.Warn("serving ended with an unexpected error while stopping", "err", err)
+	if !serveEnded {
+		if err := <-served; !errors.Is(err, net.ErrClosed) {
+			log.Warn("serving ended with an unexpected error while stopping", "err", err)
+		}
 	}
 	// Answer the requests on the connections accepted, then close them:
 	// with keep-alives off, each connection closes after its response, and
@@ -280,7 +296,7 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	srv.Close()
 	k.Metrics.SetDraining(0)
 	log.Info("stopped")
-	return nil
+	return failed
 }
 
 // start runs App.Start while answering signals: SIGTERM or SIGINT (or ctx)
@@ -288,11 +304,25 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 // kept for once the daemon is ready, since the configuration may change
 // again before then. It returns whether a reload waits, whether a stop
 // ended the start, or the start's error.
-func (k *kit[C]) start(ctx context.Context, signals <-chan os.Signal) (reloadWaiting, stopped bool, err error) {
+func (k *kit[C]) start(ctx context.Context, stops, reloads <-chan os.Signal) (reloadWaiting, stopped bool, err error) {
 	startCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Progress counts only while the start runs: a late report would
+	// overwrite the STATUS= of READY=1 or STOPPING=1.
+	k.mu.Lock()
+	k.starting = true
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		k.starting = false
+		k.mu.Unlock()
+	}()
 	progress := func(status string, more time.Duration) {
-		k.notify(systemd.Status("%s", status), systemd.ExtendTimeout(more))
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.starting {
+			k.notify(systemd.Status("%s", status), systemd.ExtendTimeout(more))
+		}
 	}
 	started := make(chan error, 1)
 	go func() { started <- k.App.Start(startCtx, progress) }()
@@ -303,17 +333,19 @@ func (k *kit[C]) start(ctx context.Context, signals <-chan os.Signal) (reloadWai
 				return false, false, fmt.Errorf("start: %w", err)
 			}
 			return reloadWaiting, false, nil
-		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				k.Logger.Info("reload requested while starting; it follows once ready")
-				reloadWaiting = true
-				continue
-			}
+		case <-reloads:
+			k.Logger.Info("reload requested while starting; it follows once ready")
+			reloadWaiting = true
+			continue
+		case sig := <-stops:
 			k.Logger.Info("stop requested while starting", "signal", sig.String())
 		case <-ctx.Done():
 			k.Logger.Info("stop requested while starting", "cause", context.Cause(ctx).Error())
 		}
+		k.mu.Lock()
+		k.starting = false
 		k.notify(systemd.Stopping, systemd.Status("Stopping: the start was interrupted"))
+		k.mu.Unlock()
 		cancel()
 		if err := <-started; err != nil && !errors.Is(err, context.Canceled) {
 			k.Logger.Warn("the interrupted start failed", "err", err)
@@ -495,15 +527,22 @@ func (k *kit[C]) feedWatchdog(ctx context.Context) {
 		checkCtx, cancel := context.WithTimeout(ctx, interval/4)
 		err := k.App.Check(checkCtx)
 		cancel()
-		if ctx.Err() != nil {
-			return // stopping: no ping, and the check's failure is moot
+		// The stop does not wait for a check (one stuck on a disk may
+		// never return); it takes the lock instead, after which none goes
+		// out.
+		k.mu.Lock()
+		if k.stopping {
+			k.mu.Unlock()
+			return
 		}
 		k.Metrics.WatchdogPing(err == nil)
+		if err == nil {
+			k.notify(systemd.Watchdog)
+		}
+		k.mu.Unlock()
 		if err != nil {
 			k.Logger.Error("health check failed; not feeding the watchdog", "err", err)
-			continue
 		}
-		k.notify(systemd.Watchdog)
 	}
 }
 

@@ -57,10 +57,33 @@ type testApp struct {
 	startCtx chan error // what Start's context said when Start returned
 	closed   atomic.Int32
 	wedged   atomic.Bool
+	// hung makes Check hang until release is closed, whatever its
+	// context says, as a stat(2) on a stuck disk does.
+	hung    atomic.Bool
+	release chan struct{}
+	events  events // what happened, in order: "slept", "closed"
+}
+
+// events is a list of what happened, safe for several goroutines.
+type events struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (e *events) add(ev string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list = append(e.list, ev)
+}
+
+func (e *events) get() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.list)
 }
 
 func newTestApp() *testApp {
-	return &testApp{starting: make(chan struct{}), startCtx: make(chan error, 1)}
+	return &testApp{starting: make(chan struct{}), startCtx: make(chan error, 1), release: make(chan struct{})}
 }
 
 func (a *testApp) Start(ctx context.Context, progress lifecycle.Progress) error {
@@ -89,6 +112,7 @@ func (a *testApp) Routes(handle func(string, http.Handler)) {
 		select {
 		case <-time.After(d):
 			fmt.Fprintf(w, "slept %s\n", d)
+			a.events.add("slept")
 		case <-r.Context().Done():
 		}
 	}))
@@ -98,6 +122,10 @@ func (a *testApp) Routes(handle func(string, http.Handler)) {
 // Check fails, once wedged, by hanging until its context ends, as a check
 // of a stuck work loop does.
 func (a *testApp) Check(ctx context.Context) error {
+	if a.hung.Load() {
+		<-a.release
+		return errors.New("hung")
+	}
 	if a.wedged.Load() {
 		<-ctx.Done()
 		return ctx.Err()
@@ -109,12 +137,14 @@ func (a *testApp) Apply(c testConfig) { a.greeting.Store(&c.Greeting) }
 
 func (a *testApp) Close() error {
 	a.closed.Add(1)
+	a.events.add("closed")
 	return nil
 }
 
 type daemon struct {
 	registry   *prometheus.Registry
 	notify     *systemdtest.NotifySocket
+	ln         net.Listener // the socket passed in
 	url        string
 	app        *testApp
 	logs       *systemdtest.SyncBuffer
@@ -129,6 +159,9 @@ type options struct {
 	// listener is the socket systemd passes in; nil for a new one.
 	listener net.Listener
 	app      *testApp // nil for newTestApp()
+	// notify is where the daemon sends its messages; empty for a
+	// NotifySocket of the test's (daemon.notify).
+	notify string
 }
 
 func start(t *testing.T, o options) *daemon {
@@ -162,12 +195,17 @@ func start(t *testing.T, o options) *daemon {
 	}
 	d := &daemon{
 		registry:   reg,
-		notify:     systemdtest.Listen(t, false),
+		ln:         ln,
 		url:        "http://" + ln.Addr().String(),
 		app:        a,
 		logs:       logs,
 		configPath: configPath,
 		done:       make(chan struct{}),
+	}
+	notifyAddr := o.notify
+	if notifyAddr == "" {
+		d.notify = systemdtest.Listen(t, false)
+		notifyAddr = d.notify.Addr
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -176,7 +214,7 @@ func start(t *testing.T, o options) *daemon {
 			Logger:   logger,
 			LogLevel: level,
 			Systemd: systemd.Passed{
-				Notifier:  systemd.NewNotifier(d.notify.Addr),
+				Notifier:  systemd.NewNotifier(notifyAddr),
 				Listeners: systemd.Listeners{"http": {ln}},
 				Watchdog:  o.watchdog,
 			},
@@ -945,5 +983,169 @@ func TestMetricsFollowTheLifecycle(t *testing.T) {
 	<-d.done
 	if v := metric(t, d, "daemon_ready"); v != 0 {
 		t.Errorf("daemon_ready = %v after stopping, want 0", v)
+	}
+}
+
+// heldNotifySocket is a notify socket that the test reads only when it
+// chooses, so that it can fill the socket's queue and hold the daemon's
+// next message in sendmsg(2), as a busy systemd does.
+type heldNotifySocket struct {
+	addr string
+	conn *net.UnixConn
+}
+
+func listenHeld(t *testing.T) *heldNotifySocket {
+	t.Helper()
+	addr := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &heldNotifySocket{addr: addr, conn: conn}
+}
+
+func (s *heldNotifySocket) read(t *testing.T) string {
+	t.Helper()
+	buf := make([]byte, 64<<10)
+	s.conn.SetReadDeadline(time.Now().Add(wait))
+	n, err := s.conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(buf[:n])
+}
+
+// fill sends datagrams until the queue is full, and returns how many.
+func (s *heldNotifySocket) fill(t *testing.T) int {
+	t.Helper()
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: s.addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for n := 0; ; n++ {
+		c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := c.Write([]byte("FILLER=1")); err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+}
+
+// TestServesAndIsReadyBeforeReadyIsSent: by the time READY=1 leaves, the
+// daemon serves and /readyz says ready. The READY=1 is held here (the
+// notify socket's queue is full) while a client asks; a daemon that began
+// serving, or set readiness, only after sending READY=1 would not answer,
+// or answer 503.
+func TestServesAndIsReadyBeforeReadyIsSent(t *testing.T) {
+	sock := listenHeld(t)
+	a := newTestApp()
+	a.hold = make(chan struct{})
+	d := start(t, options{app: a, notify: sock.addr})
+	if msg := sock.read(t); msg != "STATUS=Starting" {
+		t.Fatalf("first message %q, want STATUS=Starting", msg)
+	}
+	<-a.starting
+	fillers := sock.fill(t)
+	close(a.hold) // the start ends; READY=1 now waits in sendmsg(2)
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(d.url + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz while READY=1 is being sent: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /readyz while READY=1 is being sent: %d, want 200", resp.StatusCode)
+	}
+	for range fillers {
+		sock.read(t)
+	}
+	if msg := sock.read(t); !strings.HasPrefix(msg, "READY=1\n") {
+		t.Errorf("after the fillers: %q, want READY=1", msg)
+	}
+}
+
+// TestStopDuringAReloadIsNotLost: a SIGTERM that comes while a reload runs
+// and another SIGHUP waits its turn still stops the daemon. (The config
+// file is a FIFO, so that the reload waits for the test to write it.)
+func TestStopDuringAReloadIsNotLost(t *testing.T) {
+	d := start(t, options{config: `greeting = "a"`})
+	d.ready(t)
+	os.Remove(d.configPath)
+	if err := unix.Mkfifo(d.configPath, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	feed := func() { go os.WriteFile(d.configPath, []byte(`greeting = "b"`), 0o600) }
+	signal(t, syscall.SIGHUP)
+	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS") // the reload now waits on the FIFO
+	signal(t, syscall.SIGHUP)
+	signal(t, syscall.SIGTERM)
+	// A signal is not acknowledged: give the runtime a moment to queue
+	// both before the reload goes on. (Too short a moment makes the test
+	// pass without showing anything, never fail.)
+	time.Sleep(100 * time.Millisecond)
+	feed()
+	expect(t, d, "READY", "STATUS")
+	for {
+		msg := d.notify.NextExcept(t, wait, systemd.Watchdog)
+		if strings.HasPrefix(msg, "RELOADING=1") {
+			feed()
+			continue
+		}
+		if strings.HasPrefix(msg, "STOPPING=1") {
+			break
+		}
+	}
+	d.stopped(t)
+}
+
+// TestAHungHealthCheckDoesNotHoldTheStop: a check that hangs past its
+// context starves the watchdog, but a stop still says STOPPING=1, drains
+// and returns.
+func TestAHungHealthCheckDoesNotHoldTheStop(t *testing.T) {
+	d := start(t, options{watchdog: 100 * time.Millisecond})
+	d.ready(t)
+	if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
+		t.Fatalf("got %q, want WATCHDOG=1", msg)
+	}
+	d.app.hung.Store(true)
+	defer close(d.app.release)
+	d.notify.NextOrNone(100 * time.Millisecond) // a ping on its way; then the check hangs
+	signal(t, syscall.SIGTERM)
+	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
+	d.stopped(t)
+}
+
+// TestCloseFollowsTheLastRequest: the app is closed after the drain, not
+// while a request still runs on it.
+func TestCloseFollowsTheLastRequest(t *testing.T) {
+	d := start(t, options{config: `drain_timeout = "5s"`})
+	d.ready(t)
+	slow := startRequest(t, d, d.url+"/sleep?d=300ms")
+	signal(t, syscall.SIGTERM)
+	<-slow
+	d.stopped(t)
+	if got := d.app.events.get(); !slices.Equal(got, []string{"slept", "closed"}) {
+		t.Errorf("events %v, want the request to finish before Close", got)
+	}
+}
+
+// TestAFailedServerStopsTheDaemonCleanly: when the listener fails under
+// it, the daemon goes through the same stop (STOPPING=1, Close) and Run
+// returns the error, so that the process exits non-zero and systemd can
+// restart it.
+func TestAFailedServerStopsTheDaemonCleanly(t *testing.T) {
+	d := start(t, options{})
+	d.ready(t)
+	d.ln.Close()
+	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
+	<-d.done
+	if d.err == nil || !strings.Contains(d.err.Error(), "serve") {
+		t.Errorf("Run: %v, want the server's error", d.err)
+	}
+	if n := d.app.closed.Load(); n != 1 {
+		t.Errorf("Close called %d times, want once", n)
 	}
 }

@@ -3,6 +3,7 @@ package service_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -254,6 +255,12 @@ func TestExitStatuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := command(t, tc.config, tc.args...)
+			// A daemon that does not exit fails here, not at go test's
+			// timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), systemdtest.Wait)
+			defer cancel()
+			cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			err := cmd.Run()
@@ -386,11 +393,20 @@ func TestMinimalServiceRunsUnderTheLifecycle(t *testing.T) {
 	// A stop waits for the request in flight.
 	slow := make(chan string, 1)
 	go func() {
-		_, body := systemdtest.Get(t, url+"/sleep?d=500ms")
-		slow <- body
+		resp, err := (&http.Client{Timeout: systemdtest.Wait}).Get(url + "/sleep?d=500ms")
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		slow <- string(body)
 	}()
-	for !strings.Contains(metricsOf(t, url), "daemon_http_requests_in_flight 2") {
-		// the slow request, and this scrape
+	// In flight: the slow request, and this scrape.
+	for deadline := time.Now().Add(systemdtest.Wait); !strings.Contains(metricsOf(t, url), "daemon_http_requests_in_flight 2"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request never was in flight")
+		}
 	}
 	p.Signal(t, syscall.SIGTERM)
 	if msg := p.Notify.Next(t, systemdtest.Wait); !strings.HasPrefix(msg, "STOPPING=1\n") {
@@ -409,4 +425,27 @@ func metricsOf(t *testing.T, url string) string {
 	t.Helper()
 	_, body := systemdtest.Get(t, url+"/metrics")
 	return body
+}
+
+// TestLogFormatFlagWinsOverTheFile: -log-format json over log_format =
+// "text" in the file.
+func TestLogFormatFlagWinsOverTheFile(t *testing.T) {
+	ln := systemdtest.ListenTCP(t)
+	cmd := command(t, `log_format = "text"`, "-log-format", "json")
+	systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	p.WaitReady(t)
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(p.Stderr.String()), "\n")
+	for _, line := range lines {
+		if !strings.HasPrefix(line, "{") {
+			t.Errorf("log line %q is not JSON, as -log-format json asks", line)
+		}
+	}
+	if len(lines) < 2 {
+		t.Errorf("logged %q, want at least the ready and stopped lines", lines)
+	}
 }
