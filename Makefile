@@ -13,7 +13,7 @@ GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lin
 # without the example app, so that deleting internal/app breaks nothing.
 KIT     := ./internal/lifecycle ./internal/service/... ./internal/config ./internal/metrics ./internal/logging ./internal/journald/... ./internal/systemd/...
 
-.PHONY: help build run test test-units test-seam race rename test-rename test-systemd deb bench fuzz lint clean
+.PHONY: help build run test test-units test-seam test-deb race rename test-rename test-systemd deb bench fuzz lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,7 +25,7 @@ run: build ## run the daemon locally on 127.0.0.1:8080, state in ./var
 	mkdir -p var
 	$(BIN) -config deploy/config.toml -state-dir var -log-format text
 
-test: build test-units test-seam ## vet, check formatting, run the tests and check the units
+test: build test-units test-seam test-deb ## vet, check formatting, run the tests and check the units
 	@test -z "$$(gofmt -l cmd internal test)" || { gofmt -l cmd internal test; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags systemd ./...
@@ -37,6 +37,9 @@ test-seam: ## check that the kit does not depend on the example app
 	if printf '%s\n' "$$deps" | sed 's/ \[.*//' | grep -qx "$$app"; then \
 		echo "test-seam: the kit depends on $$app:"; $(GO) list -deps -test -f '{{.ImportPath}}: {{join .Imports " "}}' $(KIT) | grep "$$app"; exit 1; \
 	fi
+
+test-deb: ## build the Debian package and check it with lintian: no errors, no warnings
+	NAME=$(NAME) bash packaging/lintian.sh
 
 race: ## run the tests under the race detector
 	$(GO) test -race -count=1 ./...

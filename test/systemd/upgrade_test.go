@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,10 @@ func TestPackageInstalledItsFiles(t *testing.T) {
 	}
 	files := strings.Split(command(t, "dpkg-query", "--listfiles", name), "\n")
 	units := "/usr/lib/systemd/system/"
-	for _, want := range []string{"/usr/bin/" + name, units + unit, units + standaloneUnit, units + sockets[0], units + sockets[1], configPath} {
+	doc := "/usr/share/doc/" + name + "/"
+	for _, want := range []string{"/usr/bin/" + name, units + unit, units + standaloneUnit, units + sockets[0], units + sockets[1], configPath,
+		// What Debian asks of every package (packaging/lintian.sh checks them).
+		doc + "copyright", doc + "changelog.gz", "/usr/share/man/man8/" + name + ".8.gz", "/usr/share/lintian/overrides/" + name} {
 		if !contains(files, want) {
 			t.Errorf("the package does not install %s", want)
 		}
@@ -280,8 +284,13 @@ func TestPackageRemoveAndPurge(t *testing.T) {
 	if st := prop(t, unit, "ActiveState"); st != "inactive" {
 		t.Errorf("%s is %s after a fresh install, want inactive until the first connection", unit, st)
 	}
-	if code, body := get(t, baseURL(t)+"/"); code != 200 || !strings.Contains(body, "Hello from "+name) {
-		t.Errorf("GET / after a fresh install = %d %q, want the packaged config's greeting", code, body)
+	packaged, err := os.ReadFile(configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	greeting := regexp.MustCompile(`(?m)^greeting = "(.*)"$`).FindSubmatch(packaged)
+	if code, body := get(t, baseURL(t)+"/"); code != 200 || greeting == nil || body != string(greeting[1])+"\n" {
+		t.Errorf("GET / after a fresh install = %d %q, want the packaged config's greeting (%s)", code, body, configPath)
 	}
 }
 

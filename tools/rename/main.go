@@ -337,9 +337,14 @@ func (r renamer) namesService(s string, at, end int) bool {
 	// StateDirectory=daemon, ${NAME:-daemon}, daemon@.
 	case strings.IndexByte("/_=@-", before) >= 0:
 		return true
-	// Quoted whole, "daemon" or `daemon`, or a command in a code span:
-	// `daemon -check-config`.
-	case strings.IndexByte("\"'`", before) >= 0 && after == before,
+	// A manual page's title line, "% daemon 8 … "daemon @VERSION@" …", and
+	// its NAME line, "daemon - what it is".
+	case strings.HasPrefix(line, "% "),
+		line == "" && strings.HasPrefix(rest, " - "):
+		return true
+	// Quoted or bold whole, "daemon", `daemon`, **daemon**, or a command in
+	// a code span: `daemon -check-config`.
+	case strings.IndexByte("\"'`*", before) >= 0 && after == before,
 		before == '`' && strings.HasPrefix(rest, " -"):
 		return true
 	// Followed by what makes a file, unit or metric name of it:

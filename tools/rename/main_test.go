@@ -31,6 +31,9 @@ func TestNamesAreRenamedAndTheWordIsNot(t *testing.T) {
 		{"# daemon: a Go service", "# hello: a Go service"},
 		{`"daemon"`, `"hello"`},
 		{"Dec 01 09:51:01 host daemon[61]: ready", "Dec 01 09:51:01 host hello[61]: ready"},
+		{`% daemon 8 "@DATE@" "daemon @VERSION@"`, `% hello 8 "@DATE@" "hello @VERSION@"`},
+		{"daemon - example HTTP daemon", "hello - example HTTP daemon"},
+		{"**daemon** **-version**", "**hello** **-version**"},
 		// The word, and what is not the service.
 		{"the daemon reloads its configuration", "the daemon reloads its configuration"},
 		{"the daemon's state", "the daemon's state"},
