@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -549,6 +550,9 @@ func (k *kit[C]) feedWatchdog(ctx context.Context) {
 // notify sends to systemd and logs a failure: a lost status message is worth
 // a log line, not the daemon's life.
 func (k *kit[C]) notify(assignments ...string) {
+	if k.Systemd.Notifier.Enabled() {
+		k.Logger.Debug("sd_notify", "message", strings.Join(assignments, " "))
+	}
 	if err := k.Systemd.Notifier.Notify(assignments...); err != nil {
 		k.Logger.Warn("sd_notify failed", "err", err)
 	}

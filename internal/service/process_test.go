@@ -449,3 +449,63 @@ func TestLogFormatFlagWinsOverTheFile(t *testing.T) {
 		t.Errorf("logged %q, want at least the ready and stopped lines", lines)
 	}
 }
+
+// TestAFailedStartSaysWhyToSystemd: a daemon that cannot start sends
+// STATUS= with the reason before it exits, and ERRNO= when an errno is
+// behind it, so that `systemctl status` shows why.
+func TestAFailedStartSaysWhyToSystemd(t *testing.T) {
+	held := systemdtest.ListenTCP(t)
+	missing := filepath.Join(t.TempDir(), "missing.toml")
+	for _, tc := range []struct {
+		name, config string
+		args         []string
+		exit         int
+		status       []string
+		errno        string
+	}{
+		{"bad config", "\ndrain_timeout = \"soon\"", nil, 78, []string{"Failed: ", ":2:17: key drain_timeout"}, ""},
+		{"config file missing", "", []string{"-config", missing}, 78, []string{"Failed: ", missing}, "2"},
+		{"port in use", "", []string{"-listen", held.Addr().String()}, 1, []string{"Failed: ", "address already in use"}, "98"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := systemdtest.Spawn(t, command(t, tc.config, tc.args...), systemdtest.Listen(t, false))
+			if code := p.ExitCode(t); code != tc.exit {
+				t.Errorf("exit status %d, want %d", code, tc.exit)
+			}
+			msg := p.Notify.NextExcept(t, systemdtest.Wait, "STATUS=Starting")
+			f := systemdtest.Fields(msg)
+			for _, want := range tc.status {
+				if !strings.Contains(f["STATUS"], want) {
+					t.Errorf("STATUS=%q does not say %q", f["STATUS"], want)
+				}
+			}
+			if f["ERRNO"] != tc.errno {
+				t.Errorf("ERRNO=%q, want %q (message %q)", f["ERRNO"], tc.errno, msg)
+			}
+		})
+	}
+}
+
+// TestDebugInvocationLogsAtDebug: under RestartMode=debug systemd sets
+// DEBUG_INVOCATION=1, and that run logs at debug level whatever log_level
+// says (here each sd_notify message); without it, the file's level holds.
+func TestDebugInvocationLogsAtDebug(t *testing.T) {
+	for _, debug := range []bool{false, true} {
+		t.Run(fmt.Sprintf("DEBUG_INVOCATION=%v", debug), func(t *testing.T) {
+			ln := systemdtest.ListenTCP(t)
+			cmd := command(t, `log_level = "warn"`)
+			if debug {
+				cmd.Env = append(cmd.Env, "DEBUG_INVOCATION=1")
+			}
+			systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
+			p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+			p.WaitReady(t)
+			p.Signal(t, syscall.SIGTERM)
+			p.ExitCode(t)
+			logged := strings.Contains(p.Stderr.String(), `level=DEBUG msg=sd_notify message="READY=1`)
+			if logged != debug {
+				t.Errorf("debug line for READY=1 logged: %v, want %v:\n%s", logged, debug, p.Stderr)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -63,7 +64,17 @@ type Deps[C any] struct {
 // Run is the whole program: it reads the command line and the configuration,
 // builds the logger, the metrics and the app, and runs the lifecycle. args,
 // getenv, passed and the two streams are all it knows of the process.
-func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(string) string, passed systemd.Passed, stdout, stderr io.Writer) error {
+func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(string) string, passed systemd.Passed, stdout, stderr io.Writer) (err error) {
+	// A daemon that cannot start (a bad file, a port in use, state it
+	// cannot read), or that stops on an error, says why where `systemctl
+	// status` shows it, as well as on stderr: STATUS= with the reason, and
+	// ERRNO= when an errno is at the bottom of it (sd_notify(3)). systemd
+	// keeps both (StatusText, StatusErrno) until the unit starts again.
+	defer func() {
+		if err != nil {
+			reportFailure(passed.Notifier, err)
+		}
+	}()
 	name := filepath.Base(args[0])
 	flags := flag.NewFlagSet(name, flag.ContinueOnError)
 	flags.SetOutput(stderr)
@@ -92,6 +103,10 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 	}
 	given := map[string]bool{}
 	flags.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	// systemd ≥ 257 sets DEBUG_INVOCATION=1 when it restarts a failed unit
+	// with RestartMode=debug: that run logs at debug level, whatever the
+	// file says, reloads included.
+	debugInvocation := getenv("DEBUG_INVOCATION") == "1"
 
 	// The configuration is checked before anything else happens, so that a
 	// bad file stops the start with a message naming the line and key. A
@@ -106,6 +121,9 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 			}
 			if given["log-format"] {
 				c.LogFormat = logFormat
+			}
+			if debugInvocation {
+				c.LogLevel = config.Level{Level: slog.LevelDebug}
 			}
 		},
 	}
@@ -132,6 +150,9 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 	if err != nil {
 		return err
 	}
+	if debugInvocation {
+		logger.Info("debug invocation (DEBUG_INVOCATION=1): logging at debug level")
+	}
 
 	// A registry of our own, not client_golang's global one: everything
 	// the daemon measures is passed to where it is measured.
@@ -152,6 +173,17 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 		ConfigFile:    file,
 		App:           a,
 	})
+}
+
+// reportFailure tells systemd why the daemon is about to exit with err.
+// A lost message costs nothing more: the error goes to stderr too.
+func reportFailure(n *systemd.Notifier, err error) {
+	msg := []string{systemd.Status("Failed: %v", err)}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		msg = append(msg, systemd.Errno(errno))
+	}
+	_ = n.Notify(msg...)
 }
 
 // defaultConfigPath is config.toml in the directory systemd's

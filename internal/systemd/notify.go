@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -53,6 +54,12 @@ func MonotonicUsec() string {
 // TimeoutStopSec=), so sending it is harmless when the work fits.
 func ExtendTimeout(d time.Duration) string {
 	return "EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10)
+}
+
+// Errno returns ERRNO=, the errno behind a failure, which `systemctl
+// status` shows beside STATUS= (and systemctl show as StatusErrno=).
+func Errno(errno syscall.Errno) string {
+	return "ERRNO=" + strconv.Itoa(int(errno))
 }
 
 // Notifier sends sd_notify(3) messages to the socket that systemd named in
