@@ -1,0 +1,30 @@
+//go:build systemd
+
+package systemd_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestAFailedStartShowsWhyInStatus: a daemon whose config is wrong says so
+// in STATUS= before it exits, and systemd keeps the text after the unit has
+// failed: `systemctl status` shows the file, line and key.
+func TestAFailedStartShowsWhyInStatus(t *testing.T) {
+	freshStart(t, baseConfig)
+	t.Cleanup(func() { writeConfig(t, baseConfig); systemctl(t, "reset-failed", unit) })
+	writeConfig(t, "greeting = \"x\"\ndrain_timeout = \"soon\"\n")
+	if _, err := tryCommand("systemctl", "restart", unit); err == nil {
+		t.Fatal("systemctl restart with an invalid config succeeded")
+	}
+	status := prop(t, unit, "StatusText")
+	for _, want := range []string{"Failed: ", "config.toml:2:", "drain_timeout", `"soon"`} {
+		if !strings.Contains(status, want) {
+			t.Errorf("StatusText=%q of the failed unit does not say %q", status, want)
+		}
+	}
+	if errno := prop(t, unit, "StatusErrno"); errno != "0" {
+		t.Errorf("StatusErrno=%s, want 0: a config error has no errno", errno)
+	}
+	t.Logf("systemctl status shows: Status: %q", status)
+}
