@@ -115,6 +115,9 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 		k.LogLevel = new(slog.LevelVar)
 	}
 	log := k.Logger
+	if why := k.Systemd.Notifier.Unsupported(); why != "" {
+		log.Warn(why)
+	}
 
 	// 1. Signals, first of all. systemd may send SIGTERM (`systemctl stop`)
 	// while the app is still starting, and SIGHUP the moment the unit is

@@ -1136,3 +1136,32 @@ func TestAFailedServerStopsTheDaemonCleanly(t *testing.T) {
 		t.Errorf("Close called %d times, want once", n)
 	}
 }
+
+// TestAVsockNotifySocketIsReportedOnce: with NOTIFY_SOCKET naming an
+// AF_VSOCK address, the daemon serves as ever, says once that systemd will
+// not hear from it, and does not log a failure at every watchdog ping.
+func TestAVsockNotifySocketIsReportedOnce(t *testing.T) {
+	d := start(t, options{notify: "vsock:2:1234", watchdog: 40 * time.Millisecond})
+	for deadline := time.Now().Add(wait); ; time.Sleep(5 * time.Millisecond) {
+		if resp, err := http.Get(d.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+	}
+	// Several watchdog intervals, each a ping that cannot be sent.
+	for v := 0.0; v < 4; v = metric(t, d, "daemon_watchdog_pings_total", "result", "sent") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	logs := d.logs.String()
+	if n := strings.Count(logs, "AF_VSOCK is not supported"); n != 1 {
+		t.Errorf("the vsock address reported %d times, want once:\n%s", n, logs)
+	}
+	if strings.Contains(logs, "sd_notify failed") {
+		t.Errorf("a failure logged at every message:\n%s", logs)
+	}
+}

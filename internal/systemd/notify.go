@@ -71,21 +71,43 @@ func Errno(errno syscall.Errno) string {
 // can leave the environment (children must not inherit it) while watchdog
 // pings still go out for as long as the daemon runs.
 type Notifier struct {
-	addr *net.UnixAddr
+	addr        *net.UnixAddr
+	unsupported string
 }
 
 // NewNotifier returns a Notifier for the NOTIFY_SOCKET value socket: a path,
 // or an abstract socket written with a leading '@'. Go's net package maps '@'
 // to the leading NUL byte of the abstract namespace, as sd_notify does.
+//
+// systemd ≥ 253 may also name an AF_VSOCK address ("vsock:CID:PORT", and
+// "vsock-stream:", "vsock-dgram:", "vsock-seqpacket:" forms), for a service
+// in a virtual machine whose manager runs on the host. Go's net package has
+// no vsock, and this daemon does not run so; a Notifier for such an address
+// sends nothing, and Unsupported says why, so that the daemon can say it
+// once rather than fail at every message.
 func NewNotifier(socket string) *Notifier {
-	if socket == "" {
+	switch {
+	case socket == "":
 		return &Notifier{}
+	case strings.HasPrefix(socket, "vsock"):
+		return &Notifier{unsupported: fmt.Sprintf("NOTIFY_SOCKET=%s: AF_VSOCK is not supported; systemd will hear nothing from this daemon", socket)}
+	case !strings.HasPrefix(socket, "/") && !strings.HasPrefix(socket, "@"):
+		return &Notifier{unsupported: fmt.Sprintf("NOTIFY_SOCKET=%s: not an absolute path or an abstract socket (sd_notify(3)); systemd will hear nothing from this daemon", socket)}
 	}
 	return &Notifier{addr: &net.UnixAddr{Name: socket, Net: "unixgram"}}
 }
 
 // Enabled reports whether messages go anywhere.
 func (n *Notifier) Enabled() bool { return n != nil && n.addr != nil }
+
+// Unsupported says why NOTIFY_SOCKET was set but no message will be sent,
+// or is empty.
+func (n *Notifier) Unsupported() string {
+	if n == nil {
+		return ""
+	}
+	return n.unsupported
+}
 
 // Notify sends the assignments in one datagram, newline-separated. systemd
 // applies one datagram atomically: READY=1 and its STATUS= arrive together,

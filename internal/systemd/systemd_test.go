@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,5 +260,26 @@ func TestTakeRemovesWhatSystemdPassedFromTheEnvironment(t *testing.T) {
 				t.Errorf("got %q, want WATCHDOG=1", msg)
 			}
 		})
+	}
+}
+
+// TestNotifySocketsThisDaemonCannotUseAreRefusedOnce: an AF_VSOCK address
+// (systemd ≥ 253, a service in a VM) or a relative path gives a Notifier
+// that sends nothing and says why, once, instead of failing at each ping.
+func TestNotifySocketsThisDaemonCannotUseAreRefusedOnce(t *testing.T) {
+	for _, addr := range []string{"vsock:2:1234", "vsock-stream:2:1234", "vsock-seqpacket:1:99", "relative/notify"} {
+		n := NewNotifier(addr)
+		if n.Enabled() {
+			t.Errorf("NewNotifier(%q) is enabled", addr)
+		}
+		if why := n.Unsupported(); !strings.Contains(why, addr) {
+			t.Errorf("NewNotifier(%q).Unsupported() = %q, want it to name the address", addr, why)
+		}
+		if err := n.Notify(Ready); err != nil {
+			t.Errorf("Notify on %q: %v, want nothing sent and no error", addr, err)
+		}
+	}
+	if why := NewNotifier("/run/systemd/notify").Unsupported(); why != "" {
+		t.Errorf("a path: Unsupported() = %q", why)
 	}
 }
