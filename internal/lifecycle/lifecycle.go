@@ -141,6 +141,19 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	if err != nil {
 		return err
 	}
+	// With the FD store, what comes back is the socket an earlier start
+	// opened. If the configuration now names another address, that socket
+	// leaves the store and a new one is opened: a changed listen takes
+	// effect at the next restart, not only once the store is empty.
+	if k.StoreListener && origin == passedIn && !listensOn(ln, k.cfg.Listen.String()) {
+		log.Info("the stored socket listens elsewhere; opening one on the configured address",
+			"stored", ln.Addr().String(), "listen", k.cfg.Listen.String())
+		k.notify(systemd.FDStoreRemove(mainSocket)...)
+		ln.Close()
+		if ln, origin, err = listen(nil, k.cfg.Listen.String()); err != nil {
+			return err
+		}
+	}
 	defer ln.Close()
 	metricsLn, err := listenMetrics(passed, k.MetricsListen)
 	if err != nil {
@@ -151,6 +164,13 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	}
 	if unused := passed.Close(); len(unused) > 0 {
 		log.Warn("closing sockets passed in that the daemon does not use", "names", unused)
+		// From the store, a socket no longer used would come back at every
+		// start (a renamed one, say); take it out.
+		for _, name := range unused {
+			if k.StoreListener {
+				k.notify(systemd.FDStoreRemove(name)...)
+			}
+		}
 	}
 	k.Metrics.SetSocketActivated(origin == passedIn)
 	serving := fmt.Sprintf("Serving on %s (%s)", ln.Addr(), origin)
@@ -377,6 +397,20 @@ func listen(passed systemd.Listeners, addr string) (net.Listener, string, error)
 		return nil, "", err
 	}
 	return ln, ownSocket, nil
+}
+
+// listensOn reports whether ln listens on addr (host:port; an empty host,
+// 0.0.0.0 or :: for every address).
+func listensOn(ln net.Listener, addr string) bool {
+	have, ok := ln.Addr().(*net.TCPAddr)
+	want, err := net.ResolveTCPAddr("tcp", addr)
+	if !ok || err != nil || have.Port != want.Port {
+		return false
+	}
+	if want.IP == nil || want.IP.IsUnspecified() {
+		return have.IP.IsUnspecified()
+	}
+	return have.IP.Equal(want.IP)
 }
 
 // Where the main listener came from, as STATUS= and the logs say.

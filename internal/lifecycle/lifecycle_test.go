@@ -162,6 +162,9 @@ type options struct {
 	// notify is where the daemon sends its messages; empty for a
 	// NotifySocket of the test's (daemon.notify).
 	notify string
+	// storeListener is -fd-store; extra are more sockets passed in.
+	storeListener bool
+	extra         systemd.Listeners
 }
 
 func start(t *testing.T, o options) *daemon {
@@ -202,6 +205,10 @@ func start(t *testing.T, o options) *daemon {
 		configPath: configPath,
 		done:       make(chan struct{}),
 	}
+	listeners := systemd.Listeners{"http": {ln}}
+	for name, ls := range o.extra {
+		listeners[name] = ls
+	}
 	notifyAddr := o.notify
 	if notifyAddr == "" {
 		d.notify = systemdtest.Listen(t, false)
@@ -215,9 +222,10 @@ func start(t *testing.T, o options) *daemon {
 			LogLevel: level,
 			Systemd: systemd.Passed{
 				Notifier:  systemd.NewNotifier(notifyAddr),
-				Listeners: systemd.Listeners{"http": {ln}},
+				Listeners: listeners,
 				Watchdog:  o.watchdog,
 			},
+			StoreListener: o.storeListener,
 			Metrics:    metrics.New(reg, metrics.Build{}),
 			Config:     cfg,
 			ConfigFile: file,
@@ -1163,5 +1171,59 @@ func TestAVsockNotifySocketIsReportedOnce(t *testing.T) {
 	}
 	if strings.Contains(logs, "sd_notify failed") {
 		t.Errorf("a failure logged at every message:\n%s", logs)
+	}
+}
+
+// TestAStoredSocketThatListensElsewhereLeavesTheStore: with the FD store
+// (-fd-store), the socket passed back is the one an earlier start opened.
+// When the configuration now says another address, the daemon takes that
+// socket out of the store (FDSTOREREMOVE=1), listens where it is told and
+// stores the new socket; a stored socket it has no use for leaves too.
+func TestAStoredSocketThatListensElsewhereLeavesTheStore(t *testing.T) {
+	old, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := systemdtest.FreePort(t)
+	d := start(t, options{
+		config:        fmt.Sprintf("listen = %q", addr),
+		listener:      old,
+		storeListener: true,
+		extra:         systemd.Listeners{"renamed": {unused}},
+	})
+	expect(t, d, "FDSTOREREMOVE", "FDNAME") // the main socket, elsewhere
+	if got := expect(t, d, "FDSTOREREMOVE", "FDNAME"); got["FDNAME"] != "renamed" {
+		t.Errorf("removed %q, want the unused socket's name", got["FDNAME"])
+	}
+	if got := expect(t, d, "FDSTORE", "FDNAME"); got["FDNAME"] != "http" {
+		t.Errorf("stored %q, want http", got["FDNAME"])
+	}
+	stored := d.notify.StoredFile(t, wait)
+	defer stored.Close()
+	expect(t, d, "STATUS")
+	if ready := expect(t, d, "READY", "STATUS"); !strings.Contains(ready["STATUS"], addr) {
+		t.Errorf("READY=1 with STATUS=%q, want it serving on the configured %s", ready["STATUS"], addr)
+	}
+	if code, _ := get(t, "http://"+addr+"/readyz"); code != 200 {
+		t.Errorf("GET /readyz on %s: %d", addr, code)
+	}
+}
+
+// TestAStoredSocketOnTheConfiguredAddressIsKept: the common case, a
+// restart with the same configuration, keeps the socket and stores
+// nothing anew.
+func TestAStoredSocketOnTheConfiguredAddressIsKept(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, options{config: fmt.Sprintf("listen = %q", ln.Addr()), listener: ln, storeListener: true})
+	expect(t, d, "STATUS")
+	if ready := expect(t, d, "READY", "STATUS"); !strings.Contains(ready["STATUS"], ln.Addr().String()+" (socket-activated)") {
+		t.Errorf("READY=1 with STATUS=%q, want the stored socket served", ready["STATUS"])
 	}
 }

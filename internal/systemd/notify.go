@@ -62,6 +62,12 @@ func Errno(errno syscall.Errno) string {
 	return "ERRNO=" + strconv.Itoa(int(errno))
 }
 
+// FDStoreRemove returns FDSTOREREMOVE=1 with FDNAME=name: systemd closes
+// the descriptors stored under name (sd_notify(3)).
+func FDStoreRemove(name string) []string {
+	return []string{"FDSTOREREMOVE=1", "FDNAME=" + name}
+}
+
 // Notifier sends sd_notify(3) messages to the socket that systemd named in
 // NOTIFY_SOCKET. The zero Notifier, and one made from an empty address, sends
 // nothing.
