@@ -9,12 +9,11 @@
 # NEW.socket and NEW.service.
 #
 #   bash tools/rename/check.sh       (make test-rename [HARNESS=1])
-#   NEW_NAME, NEW_MODULE   the rename (default: hello, example.org/acme/NEW_NAME)
+#   NEW_NAME, NEW_MODULE   the rename (default: hello, or world in a project
+#                          named hello; example.org/acme/NEW_NAME)
 #   DIST                   the harness's Debian suite, with HARNESS=1
 set -euo pipefail
 
-NEW_NAME=${NEW_NAME:-hello}
-NEW_MODULE=${NEW_MODULE:-example.org/acme/$NEW_NAME}
 GO=${GO:-go}
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 log() { printf 'test-rename: %s\n' "$*" >&2; }
@@ -23,6 +22,11 @@ fail() { log "FAIL: $*"; exit 1; }
 old=$(cd "$top/cmd" && ls -d -- */ | tr -d /)
 [[ $(wc -w <<<"$old") == 1 ]] || fail "cmd/ holds more than one command: $old"
 old_module=$(cd "$top" && "$GO" list -m)
+# A name other than the one the tree has: hello, or world for a hello.
+default=hello
+[[ $old == hello ]] && default=world
+NEW_NAME=${NEW_NAME:-$default}
+NEW_MODULE=${NEW_MODULE:-example.org/acme/$NEW_NAME}
 
 # The copy: what git tracks or would track in the working tree, as a clone
 # of it committed would hold.
@@ -48,6 +52,10 @@ git add -A # as the rename's commit will hold it
 leftover=$(git ls-files -co --exclude-standard -- deploy packaging Makefile Dockerfile.test '*.sh' .ci |
 	xargs grep -nE "(\b$old\.(service|socket)|\b$old-(metrics|standalone)|\b_$old\b|=$old\b|/$old\b|\b${old}_|:-$old\b|\?= *$old\b|\bcmd/$old\b)" || true)
 [[ -z $leftover ]] || fail "still named $old:"$'\n'"$leftover"
+# …nor in the docs, where the name stands in commands and in what they print.
+leftover=$(git ls-files -co --exclude-standard -- README.md docs |
+	xargs grep -nE "(\b$old\.(service|socket)\b|journalctl -u $old\b|systemctl [a-z-]+ $old\b|package $old\b|\($old\)|^$old: |/etc/$old\b|/var/lib/$old\b|\b${old}_[a-z])" || true)
+[[ -z $leftover ]] || fail "the docs still name $old:"$'\n'"$leftover"
 named=$(git ls-files -co --exclude-standard | grep -E "(^|/)$old([.-]|/|$)" || true)
 [[ -z $named ]] || fail "files still named after $old:"$'\n'"$named"
 if grep -rlF --exclude-dir=.git -- "$old_module" . >/dev/null; then

@@ -101,10 +101,22 @@ func run(args []string, stdout io.Writer) error {
 // letter, then lower-case letters and digits, 2 to 31 characters. A hyphen
 // is not valid in a metric name, an underscore not in a package's, a dot
 // not in a user's.
+//
+// It also refuses the names of what a Debian system already has in /etc,
+// /var/lib or /usr/bin, or as a package: the service's StateDirectory=,
+// ConfigurationDirectory=, binary and package would be another's.
 func checkName(name string) error {
 	if !regexp.MustCompile(`^[a-z][a-z0-9]{1,30}$`).MatchString(name) {
 		return fmt.Errorf("-name %q: want 2 to 31 lower-case letters and digits, starting with a letter: "+
 			"the name must do as a unit name, a user name (_%s), a Debian package name and a Prometheus namespace at once", name, name)
+	}
+	taken := []string{
+		"apt", "bash", "bin", "cron", "dbus", "dpkg", "etc", "init", "journal", "lib", "log", "login", "mail",
+		"man", "mount", "nobody", "pam", "passwd", "polkit", "private", "proc", "root", "run", "sbin",
+		"ssh", "ssl", "sudo", "sys", "systemd", "tmp", "ucf", "udev", "usr", "var",
+	}
+	if slices.Contains(taken, name) {
+		return fmt.Errorf("-name %q: the system has a %s already (a package, or a directory in /etc or /var/lib); choose another", name, name)
 	}
 	return nil
 }
@@ -181,17 +193,19 @@ type renamer struct {
 	old, new, oldModule, newModule string
 	// What stands before the name on its line when it is a unit argument,
 	// a default, or the first word of a comment or heading.
-	unitArg, assignment, commentStart *regexp.Regexp
+	unitArg, assignment, commentStart, toolOutput, processName *regexp.Regexp
 }
 
 func newRenamer(old, new, oldModule, newModule string) renamer {
 	return renamer{
 		old: old, new: new, oldModule: oldModule, newModule: newModule,
-		unitArg: regexp.MustCompile(`\b(?:systemctl(?:\s+-[-\w=,]+)*\s+(?:start|stop|restart|try-restart|reload|` +
+		unitArg: regexp.MustCompile(`(?:\b(?:systemctl(?:\s+-[-\w=,]+)*\s+(?:start|stop|restart|try-restart|reload|` +
 			`reload-or-restart|status|show|cat|edit|enable|disable|kill|is-active|is-enabled|is-failed|reset-failed|mask|unmask)` +
-			`(?:\s+-[-\w=,]+|\s+-p\s+\S+|\s+[\w.@-]+\.(?:service|socket))*|journalctl(?:\s+-[-\w=,]+)*\s+(?:-u|--unit))\s+$`),
+			`(?:\s+-[-\w=,]+|\s+-p\s+\S+|\s+[\w.@-]+\.(?:service|socket))*|journalctl(?:\s+-[-\w=,]+)*\s+(?:-u|--unit))|(?:^|[\s` + "`" + `(])(?:-u|--unit))\s+$`),
 		assignment:   regexp.MustCompile(`(?:\b[A-Z_]+\s*[?:]?=\s*|\(default:\s*)$`),
 		commentStart: regexp.MustCompile(`^\s*(?:#+|//)\s*$`),
+		toolOutput:   regexp.MustCompile(`(?:\bpackage|Unpacking|Setting up|Removing|Purging configuration files for) $`),
+		processName:  regexp.MustCompile(`(?:PID:?\s*\d+|process \d+) \($`),
 	}
 }
 
@@ -214,7 +228,7 @@ func (r renamer) rewrite(path, rel string, stdout io.Writer) error {
 	} else {
 		out, n = r.text(string(data))
 	}
-	if n == 0 {
+	if n == 0 || out == string(data) {
 		return nil
 	}
 	st, err := os.Stat(path)
@@ -357,8 +371,17 @@ func (r renamer) namesService(s string, at, end int) bool {
 		strings.HasPrefix(rest, " -") && len(rest) > 2 && isWordByte(rest[2]):
 		return true
 	// A unit named on systemctl's or journalctl's command line:
-	// systemctl reload daemon, journalctl -u daemon.
+	// systemctl reload daemon, journalctl -u daemon, `-u daemon`.
 	case r.unitArg.MatchString(line):
+		return true
+	// What dpkg and systemctl print of the package and the process:
+	// "Unpacking daemon (…)", "Setting up daemon", "Main PID: 214 (daemon)".
+	case r.toolOutput.MatchString(line) && (after == ' ' || after == '.' || after == '\n'),
+		r.processName.MatchString(line) && after == ')':
+		return true
+	// The program's own name before its error, as it prints it:
+	// "daemon: /etc/daemon/config.toml:3:17: …".
+	case line == "" && strings.HasPrefix(rest, ": /"):
 		return true
 	// A default or a setting: NAME ?= daemon, (default: daemon).
 	case r.assignment.MatchString(line):

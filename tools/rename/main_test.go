@@ -34,6 +34,19 @@ func TestNamesAreRenamedAndTheWordIsNot(t *testing.T) {
 		{`% daemon 8 "@DATE@" "daemon @VERSION@"`, `% hello 8 "@DATE@" "hello @VERSION@"`},
 		{"daemon - example HTTP daemon", "hello - example HTTP daemon"},
 		{"**daemon** **-version**", "**hello** **-version**"},
+		{"journalctl -u daemon PRIORITY=3", "journalctl -u hello PRIORITY=3"},
+		{"where `-u daemon` also matches", "where `-u hello` also matches"},
+		{"cp daemon-metrics.socket /etc", "cp hello-metrics.socket /etc"},
+		{"daemon/internal/app", "hello/internal/app"},
+		{"$ daemon -check-config", "$ hello -check-config"},
+		{"NOTIFY_SOCKET=@daemon-notify", "NOTIFY_SOCKET=@hello-notify"},
+		{"// Command daemon is an example", "// Command hello is an example"},
+		{"Unpacking daemon (0.1) ...", "Unpacking hello (0.1) ..."},
+		{"Selecting previously unselected package daemon.", "Selecting previously unselected package hello."},
+		{"   Main PID: 214 (daemon)", "   Main PID: 214 (hello)"},
+		{"daemon: /etc/daemon/config.toml:3:17: key x", "hello: /etc/hello/config.toml:3:17: key x"},
+		{"mydaemon.service and daemonic", "mydaemon.service and daemonic"},
+		{"the daemon: it serves", "the daemon: it serves"},
 		// The word, and what is not the service.
 		{"the daemon reloads its configuration", "the daemon reloads its configuration"},
 		{"the daemon's state", "the daemon's state"},
@@ -84,7 +97,7 @@ var _ = config.Default
 }
 
 func TestRefusesANameNotValidEverywhere(t *testing.T) {
-	for _, name := range []string{"", "h", "Hello", "hello-world", "hello_world", "hello.d", "1hello", strings.Repeat("a", 32)} {
+	for _, name := range []string{"", "h", "Hello", "hello-world", "hello_world", "hello.d", "1hello", strings.Repeat("a", 32), "systemd", "dpkg"} {
 		if err := checkName(name); err == nil {
 			t.Errorf("name %q accepted; it is not a unit, user, package and metric name at once", name)
 		}
