@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go/format"
 	"go/scanner"
 	"go/token"
 	"io"
@@ -225,6 +226,13 @@ func (r renamer) rewrite(path, rel string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// A name of another length can move the column that gofmt aligns
+		// comments to.
+		formatted, err := format.Source([]byte(out))
+		if err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+		out = string(formatted)
 	} else {
 		out, n = r.text(string(data))
 	}
