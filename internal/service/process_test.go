@@ -323,11 +323,12 @@ func TestFDStoreKeepsThePortAcrossACrash(t *testing.T) {
 		t.Fatalf("connect while the daemon is down: %v (refused: the store did not keep the port)", err)
 	}
 	defer conn.Close()
-	// …and the next start gets the socket back, as systemd passes it, and
-	// serves that client.
-	cmd := command(t, `greeting = "second"`, "-listen", systemdtest.FreePort(t), "-fd-store")
+	// …and the next start, with the same -listen, gets the socket back, as
+	// systemd passes it, and serves that client.
+	cmd := command(t, `greeting = "second"`, "-listen", addr, "-fd-store")
 	systemdtest.PassFiles(cmd, []string{"http"}, stored)
 	second := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	conn.SetDeadline(time.Now().Add(systemdtest.Wait))
 	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
