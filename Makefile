@@ -13,7 +13,7 @@ GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lin
 # without the example app, so that deleting internal/app breaks nothing.
 KIT     := ./internal/lifecycle ./internal/service/... ./internal/config ./internal/metrics ./internal/logging ./internal/journald/... ./internal/systemd/...
 
-.PHONY: help build run test test-units test-seam test-deb race rename test-rename test-systemd deb bench fuzz lint clean
+.PHONY: help build run test test-units test-seam test-deb race rename test-rename test-systemd test-vm deb bench fuzz lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,7 +38,10 @@ test-seam: ## check that the kit does not depend on the example app
 		echo "test-seam: the kit depends on $$app:"; $(GO) list -deps -test -f '{{.ImportPath}}: {{join .Imports " "}}' $(KIT) | grep "$$app"; exit 1; \
 	fi
 
-test-deb: ## build the Debian package and check it with lintian: no errors, no warnings
+test-test-vm: ## run the scenarios on a qemu VM: Debian forky, systemd 262, cgroup v2 (as root)
+	NAME=$(NAME) bash test/vm/run.sh
+
+deb: ## build the Debian package and check it with lintian: no errors, no warnings
 	NAME=$(NAME) bash packaging/lintian.sh
 
 race: ## run the tests under the race detector

@@ -13,8 +13,12 @@
 // order of their files' names and then of the source, and each starts from
 // a known state (freshStart, startStandalone):
 //
+//	failure_test.go     failed starts and DEBUG_INVOCATION
+//	fdstore_test.go     what the daemon keeps in, and takes out of, the FD store
 //	scenarios_test.go   the socket-activated daemon.service; its first test
-//	                    looks at the system as booted
+//	                    checks the system as booted (as TestMain saw it, so
+//	                    it need not run first), its last the reboot, which
+//	                    only test/vm runs
 //	standalone_test.go  daemon-standalone.service and the FD store
 //	upgrade_test.go     the package: upgrade, remove, purge, reinstall; last,
 //	                    because removing the package stops everything
@@ -88,9 +92,37 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	if asBooted, err = bootState(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	code := m.Run()
 	os.WriteFile(configPath, orig, 0o644)
 	os.Exit(code)
+}
+
+// asBooted holds the daemon's units as the boot left them, read by TestMain
+// before any test runs, so that TestServiceIsNotStartedAtBoot can check them
+// wherever it comes in the order of the tests (files sort by name, and a
+// new file may sort before scenarios_test.go).
+var asBooted map[string]map[string]string
+
+// bootState reads the state of the daemon's service and sockets.
+func bootState() (map[string]map[string]string, error) {
+	st := map[string]map[string]string{}
+	for _, u := range append([]string{unit}, sockets...) {
+		out, err := tryCommand("systemctl", "show", "--property=ActiveState,SubState,InactiveExitTimestampMonotonic", u)
+		if err != nil {
+			return nil, fmt.Errorf("systemctl show %s: %w", u, err)
+		}
+		st[u] = map[string]string{}
+		for _, line := range strings.Split(out, "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				st[u][k] = v
+			}
+		}
+	}
+	return st, nil
 }
 
 // command runs a program and returns its standard output; the test fails

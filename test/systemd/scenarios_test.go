@@ -4,6 +4,8 @@ package systemd_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,20 +22,21 @@ import (
 	"time"
 )
 
-// TestServiceIsNotStartedAtBoot must stay the first test: it looks at the
-// system as booted. The sockets listen; the service has not run yet, because
-// nothing has connected (socket activation, systemd.socket(5)).
+// TestServiceIsNotStartedAtBoot looks at the system as booted, as TestMain
+// found it before any test ran (asBooted). The sockets listen; the service
+// has not run yet, because nothing has connected (socket activation,
+// systemd.socket(5)).
 func TestServiceIsNotStartedAtBoot(t *testing.T) {
 	for _, s := range sockets {
-		if st := prop(t, s, "ActiveState") + "/" + prop(t, s, "SubState"); st != "active/listening" {
-			t.Errorf("%s is %s after boot, want active/listening", s, st)
+		if st := asBooted[s]["ActiveState"] + "/" + asBooted[s]["SubState"]; st != "active/listening" {
+			t.Errorf("%s was %s after boot, want active/listening", s, st)
 		}
 	}
-	if st := prop(t, unit, "ActiveState"); st != "inactive" {
-		t.Errorf("%s is %s after boot, want inactive until the first connection", unit, st)
+	if st := asBooted[unit]["ActiveState"]; st != "inactive" {
+		t.Errorf("%s was %s after boot, want inactive until the first connection", unit, st)
 	}
-	if ts := prop(t, unit, "InactiveExitTimestampMonotonic"); ts != "0" {
-		t.Errorf("%s has been started since boot (InactiveExitTimestampMonotonic=%s): was something run before this test?", unit, ts)
+	if ts := asBooted[unit]["InactiveExitTimestampMonotonic"]; ts != "0" {
+		t.Errorf("%s had been started since boot (InactiveExitTimestampMonotonic=%s) before the tests began: what connected?", unit, ts)
 	}
 }
 
@@ -247,7 +250,8 @@ func TestReloadKeepsOldConfigWhenNewOneIsInvalid(t *testing.T) {
 // TestReloadAppliesNewConfigInPlace), until the daemon's READY=1. Then the
 // reload fails (ReloadResult=timeout) and the daemon runs on, new config and
 // all. So a daemon must answer every SIGHUP, quickly, whatever happens to
-// its reload. Shortened to 2s here with a drop-in.
+// its reload. On 262 systemd ends the reload job at the timeout instead
+// (reloadTimeoutEndsTheJob). Shortened to 2s here with a drop-in.
 func TestReloadThatOutlastsItsTimeout(t *testing.T) {
 	runtimeDropIn(t, unit, "zz-scenario.conf", "[Service]\nTimeoutStartSec=2s\n")
 	pid := freshStart(t, baseConfig)
@@ -262,6 +266,10 @@ func TestReloadThatOutlastsItsTimeout(t *testing.T) {
 		ms := messages(journal(t, cursor, "_PID=1", "UNIT="+unit))
 		return containsSubstring(ms, "Reload operation timed out"), strings.Join(ms, "; ")
 	})
+	if v := systemdVersion(t); v >= reloadTimeoutEndsReload {
+		reloadTimeoutEndsTheJob(t, v, cursor, start, timeout, reloaded, fifo, pid, greeting)
+		return
+	}
 	if st := prop(t, unit, "ActiveState"); st != "reloading" {
 		t.Errorf("%s is %s past the reload timeout, want reloading", unit, st)
 	}
@@ -302,6 +310,54 @@ func TestReloadThatOutlastsItsTimeout(t *testing.T) {
 	}
 	if _, body := get(t, baseURL(t)+"/"); !strings.Contains(body, greeting) {
 		t.Errorf("GET / after the slow reload = %q, want the new greeting", body)
+	}
+}
+
+// reloadTimeoutEndsReload is the first systemd version measured to end a
+// reload at its timeout: 257 waits for the daemon's READY=1, 262 does not.
+// The versions between are not measured.
+const reloadTimeoutEndsReload = 262
+
+// reloadTimeoutEndsTheJob is TestReloadThatOutlastsItsTimeout from the
+// timeout on, on systemd 262: at the timeout systemd logs "Reload operation
+// timed out" and "Reload failed", the unit is active/running again at once
+// and `systemctl reload` fails then, without waiting for the daemon. The
+// daemon's reload carries on regardless: once it can read its config it
+// applies it (its late READY=1 changes nothing), in the same process. So on
+// 262 `systemctl reload` no longer hangs on a slow reload, but its failure
+// does not mean that the new config was not applied.
+func reloadTimeoutEndsTheJob(t *testing.T, v int, cursor string, start time.Time, timeout time.Duration,
+	reloaded <-chan error, fifo fifo, pid int, greeting string) {
+	t.Helper()
+	select {
+	case err := <-reloaded:
+		t.Logf("systemd %d: systemctl reload returned %s after it began (reload timeout %s): %v", v, time.Since(start).Round(time.Millisecond), timeout, err)
+		if err == nil {
+			t.Errorf("systemctl reload succeeded although the reload timed out")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("systemd %d: systemctl reload still waiting 5s after the reload timeout", v)
+	}
+	if ms := messages(journal(t, cursor, "_PID=1", "UNIT="+unit)); !containsSubstring(ms, "Reload failed") {
+		t.Errorf("systemd %d logged no \"Reload failed\" for %s: %s", v, unit, strings.Join(ms, "; "))
+	}
+	if st := prop(t, unit, "ActiveState") + "/" + prop(t, unit, "SubState"); st != "active/running" {
+		t.Errorf("%s is %s once the reload timed out, want active/running", unit, st)
+	}
+	if r := prop(t, unit, "ReloadResult"); r != "timeout" {
+		t.Errorf("ReloadResult=%s, want timeout", r)
+	}
+	// The daemon, still in its reload, reads the config now and applies it.
+	fifo.write(t, strings.Replace(baseConfig, "hello from the scenarios", greeting, 1))
+	eventually(t, 10*time.Second, "the new greeting after the late reload", func() (bool, string) {
+		_, body := get(t, baseURL(t)+"/")
+		return strings.Contains(body, greeting), "GET / = " + body
+	})
+	if got := propInt(t, unit, "MainPID"); got != pid {
+		t.Errorf("MainPID changed from %d to %d", pid, got)
+	}
+	if st := prop(t, unit, "ActiveState") + "/" + prop(t, unit, "SubState"); st != "active/running" {
+		t.Errorf("%s is %s after the daemon's late READY=1, want active/running", unit, st)
 	}
 }
 
@@ -801,12 +857,56 @@ func TestRunsAsDynamicUser(t *testing.T) {
 	if strings.Contains(string(passwd), user+":") {
 		t.Errorf("%s is in /etc/passwd: a static user, not a dynamic one", user)
 	}
+	// The state directory belongs to the daemon as the daemon sees it:
+	// in its mount namespace, looked at with the host's UIDs.
 	state := prop(t, unit, "StateDirectory")
-	if fi, err := os.Stat(filepath.Join("/var/lib/private", state)); err != nil {
-		t.Errorf("state directory: %v", err)
-	} else if owner := fileUID(fi); owner != uid {
+	dir := filepath.Join("/var/lib", state)
+	seen := strings.TrimSpace(command(t, "nsenter", "--target", strconv.Itoa(pid), "--mount", "stat", "--dereference", "--format=%u", dir))
+	if seen != strconv.Itoa(uid) {
+		t.Errorf("in the daemon's mount namespace %s belongs to UID %s, want the daemon's %d", dir, seen, uid)
+	}
+	// On disk, systemd either chowns the directory to each new dynamic
+	// UID (252, 257), or leaves it owned by nobody and bind-mounts it into
+	// the service ID-mapped, nobody to the dynamic UID (262 on ext4:
+	// /var/lib/private/daemon, "idmapped" in the service's mountinfo);
+	// mountinfo says which.
+	fi, err := os.Stat(filepath.Join("/var/lib/private", state))
+	if err != nil {
+		t.Fatalf("state directory: %v", err)
+	}
+	owner := fileUID(fi)
+	idmapped := mountOptions(t, pid, dir)["idmapped"] || mountOptions(t, pid, filepath.Join("/var/lib/private", state))["idmapped"]
+	t.Logf("systemd %d: /var/lib/private/%s belongs to UID %d on disk; mounted ID-mapped in the service: %v", systemdVersion(t), state, owner, idmapped)
+	switch {
+	case idmapped && owner != 65534:
+		t.Errorf("/var/lib/private/%s is mounted ID-mapped but belongs to UID %d on disk, want nobody (65534)", state, owner)
+	case !idmapped && owner != uid:
 		t.Errorf("/var/lib/private/%s belongs to UID %d, want the daemon's %d", state, owner, uid)
 	}
+}
+
+// mountOptions returns the per-mount options (ro, nosuid, idmapped, ...) of
+// the mount at path in process pid's mount namespace, from its mountinfo,
+// or none if nothing is mounted there.
+func mountOptions(t testing.TB, pid int, path string) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts map[string]bool
+	for _, line := range strings.Split(string(b), "\n") {
+		// ID parent major:minor root mountpoint options ...
+		f := strings.Fields(line)
+		if len(f) < 6 || f[4] != path {
+			continue
+		}
+		opts = map[string]bool{} // the last mount there is the one in effect
+		for _, o := range strings.Split(f[5], ",") {
+			opts[o] = true
+		}
+	}
+	return opts // nil if nothing is mounted there
 }
 
 // TestCannotWriteOutsideStateDirectory: with ProtectSystem=strict the
@@ -991,6 +1091,100 @@ func TestMetricsSocketServesMetrics(t *testing.T) {
 	// would hide.
 	if !strings.Contains(body, "\nprocess_start_time_seconds ") {
 		t.Errorf("GET %s has no process_start_time_seconds", url)
+	}
+}
+
+// TestRebootKeepsNotesAndSocketsListen: what only a machine can show.
+// Notes written before `systemctl reboot` are there after it, and after
+// the boot the sockets listen again (they are enabled in sockets.target)
+// while the service has not run, until the first connection starts it and
+// is answered. The test runs twice, once on each side of the reboot, and
+// keeps what it wrote in the file $REBOOT_STATE names: absent, it writes the
+// notes and that file and passes, and its runner reboots the machine and
+// runs it again; present, it checks. test/vm/guest.sh is such a runner (it
+// runs this test by itself, after the package's scenarios, which purge the
+// notes). Elsewhere it skips: a reboot ends a container.
+func TestRebootKeepsNotesAndSocketsListen(t *testing.T) {
+	path := os.Getenv("REBOOT_STATE")
+	if path == "" {
+		where := "here"
+		if virt, err := tryCommand("systemd-detect-virt", "--container"); err == nil {
+			where = "in this container (" + strings.TrimSpace(virt) + "), where a reboot would end the container,"
+		}
+		t.Skipf("needs a machine that reboots and a runner that runs this test again after the boot: none %s and REBOOT_STATE is not set (test/vm/run.sh sets it)", where)
+	}
+	type rebootState struct {
+		BootID string            `json:"boot_id"`
+		Notes  map[string]string `json:"notes"`
+	}
+	bootID := func() string {
+		b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		// Before the reboot.
+		freshStart(t, baseConfig)
+		url := baseURL(t)
+		st := rebootState{BootID: bootID(), Notes: map[string]string{}}
+		for i := 1; i <= 3; i++ {
+			note, body := fmt.Sprintf("before-reboot-%d", i), fmt.Sprintf("written in boot %s, note %d", st.BootID, i)
+			if code, resp := do(t, http.MethodPut, url+"/notes/"+note, body); code/100 != 2 {
+				t.Fatalf("PUT /notes/%s = %d %q", note, code, resp)
+			}
+			st.Notes[note] = body
+		}
+		for _, s := range sockets {
+			if e := strings.TrimSpace(command(t, "systemctl", "is-enabled", s)); e != "enabled" {
+				t.Errorf("%s is %s: it would not listen after the reboot", s, e)
+			}
+		}
+		j, _ := json.Marshal(st)
+		if err := os.WriteFile(path, j, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		command(t, "sync")
+		t.Logf("boot %s: %d notes written; now reboot and run this test again", st.BootID, len(st.Notes))
+		return
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	// After the reboot.
+	t.Cleanup(func() { os.Remove(path) })
+	var st rebootState
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if id := bootID(); id == st.BootID {
+		t.Fatalf("boot ID %s is the one the notes were written in: the machine did not reboot", id)
+	} else {
+		t.Logf("boot %s, after boot %s", id, st.BootID)
+	}
+	for _, s := range sockets {
+		if st := prop(t, s, "ActiveState") + "/" + prop(t, s, "SubState"); st != "active/listening" {
+			t.Errorf("%s is %s after the reboot, want active/listening", s, st)
+		}
+	}
+	if s, ts := prop(t, unit, "ActiveState"), prop(t, unit, "InactiveExitTimestampMonotonic"); s != "inactive" || ts != "0" {
+		t.Errorf("%s is %s (InactiveExitTimestampMonotonic=%s) after the reboot, before any connection: want inactive, never started", unit, s, ts)
+	}
+	url := baseURL(t)
+	first := true
+	for note, want := range st.Notes {
+		code, got := get(t, url+"/notes/"+note)
+		if code != http.StatusOK || got != want {
+			t.Errorf("GET /notes/%s after the reboot = %d %q, want %q", note, code, got, want)
+		}
+		if first {
+			first = false
+			if s := prop(t, unit, "ActiveState"); s != "active" {
+				t.Errorf("%s is %s after the first connection since the boot, want active", unit, s)
+			}
+			t.Logf("the first connection since the boot started %s (PID %s) and was answered", unit, prop(t, unit, "MainPID"))
+		}
 	}
 }
 
