@@ -588,7 +588,7 @@ func (k *kit[C]) feedWatchdog(ctx context.Context) {
 // a log line, not the daemon's life.
 func (k *kit[C]) notify(assignments ...string) {
 	if k.Systemd.Notifier.Enabled() {
-		k.Logger.Debug("sd_notify", "message", strings.Join(assignments, " "))
+		k.Logger.Debug("sd_notify", "sent", strings.Join(assignments, " "))
 	}
 	if err := k.Systemd.Notifier.Notify(assignments...); err != nil {
 		k.Logger.Warn("sd_notify failed", "err", err)

@@ -503,7 +503,7 @@ func TestDebugInvocationLogsAtDebug(t *testing.T) {
 			p.WaitReady(t)
 			p.Signal(t, syscall.SIGTERM)
 			p.ExitCode(t)
-			logged := strings.Contains(p.Stderr.String(), `level=DEBUG msg=sd_notify message="READY=1`)
+			logged := strings.Contains(p.Stderr.String(), `level=DEBUG msg=sd_notify sent="READY=1`)
 			if logged != debug {
 				t.Errorf("debug line for READY=1 logged: %v, want %v:\n%s", logged, debug, p.Stderr)
 			}
