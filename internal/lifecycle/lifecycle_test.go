@@ -226,10 +226,10 @@ func start(t *testing.T, o options) *daemon {
 				Watchdog:  o.watchdog,
 			},
 			StoreListener: o.storeListener,
-			Metrics:    metrics.New(reg, metrics.Build{}),
-			Config:     cfg,
-			ConfigFile: file,
-			App:        a,
+			Metrics:       metrics.New(reg, metrics.Build{}),
+			Config:        cfg,
+			ConfigFile:    file,
+			App:           a,
 		})
 	}()
 	t.Cleanup(func() {
