@@ -38,10 +38,7 @@ test-seam: ## check that the kit does not depend on the example app
 		echo "test-seam: the kit depends on $$app:"; $(GO) list -deps -test -f '{{.ImportPath}}: {{join .Imports " "}}' $(KIT) | grep "$$app"; exit 1; \
 	fi
 
-test-test-vm: ## run the scenarios on a qemu VM: Debian forky, systemd 262, cgroup v2 (as root)
-	NAME=$(NAME) bash test/vm/run.sh
-
-deb: ## build the Debian package and check it with lintian: no errors, no warnings
+test-deb: ## build the Debian package and check it with lintian: no errors, no warnings
 	NAME=$(NAME) bash packaging/lintian.sh
 
 race: ## run the tests under the race detector
@@ -62,6 +59,9 @@ DIST ?= bookworm
 
 test-systemd: ## run the scenarios under real systemd in a container (DIST=bookworm or trixie)
 	NAME=$(NAME) DIST=$(DIST) bash test/systemd/run.sh
+
+test-vm: ## run the scenarios on a qemu VM: Debian forky, systemd 262, cgroup v2 (as root)
+	NAME=$(NAME) bash test/vm/run.sh
 
 deb: ## build the Debian package bin/$(NAME)_VERSION_ARCH.deb with nfpm (packaging/)
 	NAME=$(NAME) bash packaging/deb.sh
