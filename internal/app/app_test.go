@@ -132,6 +132,12 @@ func TestREADMEListsTheExamplesSettings(t *testing.T) {
 		DefaultConfig())
 }
 
+// TestManPageDescribesTheExamplesSettings: each of Config's keys has a
+// term in the manual page.
+func TestManPageDescribesTheExamplesSettings(t *testing.T) {
+	docstest.CheckManPageLists(t, docstest.ManPage(t, filepath.Join("..", "..")), docstest.Keys(DefaultConfig()))
+}
+
 func TestWarmUpReportsItsProgress(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.StartDelay = config.Duration{Duration: 1500 * time.Millisecond}

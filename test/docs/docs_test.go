@@ -121,3 +121,24 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 		t.Errorf("README lists the metrics\n  %v\nthe daemon has\n  %v", got, want)
 	}
 }
+
+// TestManPageDescribesEveryFlagAndSetting: the manual page has a term for
+// each flag the daemon takes (from internal/service) and each of the
+// daemon's settings. (The example's settings are checked in internal/app.)
+func TestManPageDescribesEveryFlagAndSetting(t *testing.T) {
+	page := docstest.ManPage(t, top)
+	src, err := os.ReadFile(filepath.Join(top, "internal", "service", "service.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := regexp.MustCompile(`flags\.(?:String|Bool|TextVar)\((?:&\w+, )?"([a-z-]+)"`).FindAllSubmatch(src, -1)
+	if len(flags) < 8 {
+		t.Fatalf("found %d flags in service.go; is the pattern right?", len(flags))
+	}
+	for _, f := range flags {
+		if !strings.Contains(page, "**-"+string(f[1])+"**") {
+			t.Errorf("the manual page does not describe -%s", f[1])
+		}
+	}
+	docstest.CheckManPageLists(t, page, docstest.Keys(config.Default()))
+}

@@ -7,8 +7,10 @@ import (
 	"encoding"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -66,6 +68,48 @@ func CheckSettingsTable(t testing.TB, text string, settings any) {
 	for key := range got {
 		if _, ok := want[key]; !ok {
 			t.Errorf("the table lists %s, which the code does not have", key)
+		}
+	}
+}
+
+// Keys returns the keys of a settings struct (holding its defaults), its
+// tables' keys as table.key.
+func Keys(settings any) []string {
+	m := map[string]reflect.Value{}
+	keys("", reflect.ValueOf(settings), m)
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ManPage returns the manual page's source: the one packaging/*.8.md below
+// top.
+func ManPage(t testing.TB, top string) string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(top, "packaging", "*.8.md"))
+	if err != nil || len(names) != 1 {
+		t.Fatalf("packaging/*.8.md: %v %v, want one manual page", names, err)
+	}
+	data, err := os.ReadFile(names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// CheckManPageLists checks that the manual page lists each key (the last
+// part of table.key) as a term of its own, **key**.
+func CheckManPageLists(t testing.TB, page string, keys []string) {
+	t.Helper()
+	for _, k := range keys {
+		if i := strings.LastIndexByte(k, '.'); i >= 0 {
+			k = k[i+1:]
+		}
+		if !strings.Contains(page, "\n**"+k+"**\n") {
+			t.Errorf("the manual page does not describe %s", k)
 		}
 	}
 }
