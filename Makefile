@@ -25,7 +25,7 @@ run: build ## run the daemon locally on 127.0.0.1:8080, state in ./var
 	mkdir -p var
 	$(BIN) -config deploy/config.toml -state-dir var -log-format text
 
-test: build test-units test-seam test-deb ## vet, check formatting, run the tests and check the units
+test: build test-units test-seam test-deb ## vet, check formatting, run the tests, check the units, the seam and the package
 	@test -z "$$(gofmt -l cmd internal test)" || { gofmt -l cmd internal test; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags systemd ./...

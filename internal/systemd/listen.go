@@ -6,8 +6,9 @@ import (
 	"strings"
 )
 
-// Listeners are the listening sockets systemd passed in (socket activation),
-// by the names that FileDescriptorName= gave them in the .socket units.
+// Listeners are the listening sockets systemd passed in, by name: the name
+// FileDescriptorName= gave a socket in its .socket unit (socket
+// activation), or the FDNAME= a socket was stored under in the FD store.
 type Listeners map[string][]net.Listener
 
 // Take returns the listener passed under name, or nil when there is none, and
