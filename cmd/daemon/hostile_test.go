@@ -48,6 +48,7 @@ func TestStateFileIsNeverTornBySIGKILL(t *testing.T) {
 					name := fmt.Sprintf("r%d-w%d-%d", round, w, i)
 					value := strings.Repeat(name, 50)
 					req, _ := http.NewRequest("PUT", url+"/notes/"+name, strings.NewReader(value))
+					req.Header.Set("Authorization", "Bearer "+token)
 					resp, err := client.Do(req)
 					if err != nil {
 						return // the daemon is gone

@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, passed 
 		AppDefaults:   app.DefaultConfig,
 		NeedsStateDir: true, // the notes
 		New: func(d service.Deps[app.Config]) (lifecycle.App[app.Config], error) {
-			return app.New(d.Logger, d.Config, d.StateDir)
+			return app.New(d.Logger, d.Config, d.StateDir, d.Credentials)
 		},
 	}, args, getenv, passed, stdout, stderr)
 }

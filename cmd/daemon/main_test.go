@@ -30,11 +30,45 @@ func TestMain(m *testing.M) {
 	systemdtest.Main(m, ".", "daemon", &binary)
 }
 
-// command returns an exec.Cmd for the daemon, with a fresh state directory
-// and a config file holding config.
+// token is the api-token credential command gives the daemon.
+const token = "process-test-token"
+
+// command returns an exec.Cmd for the daemon, with a fresh state directory,
+// a config file holding config and a credentials directory, as systemd's
+// LoadCredential= makes it, holding the api-token.
 func command(t *testing.T, config string, args ...string) *exec.Cmd {
 	t.Helper()
-	return systemdtest.Command(t, binary, config, args...)
+	cmd := systemdtest.Command(t, binary, config, args...)
+	creds := t.TempDir()
+	if err := os.WriteFile(filepath.Join(creds, "api-token"), []byte(token+"\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(cmd.Env, "CREDENTIALS_DIRECTORY="+creds)
+	return cmd
+}
+
+// TestAnUnreadableTokenFailsTheStartSayingWhy: a credential the daemon
+// cannot read stops the start, and systemctl status shows why (STATUS=,
+// ERRNO=), like a bad config or a port in use (internal/service).
+func TestAnUnreadableTokenFailsTheStartSayingWhy(t *testing.T) {
+	cmd := command(t, "", "-listen", "127.0.0.1:0")
+	creds := strings.TrimPrefix(cmd.Env[len(cmd.Env)-1], "CREDENTIALS_DIRECTORY=")
+	path := filepath.Join(creds, "api-token")
+	// A directory where the file should be: unreadable, even for root.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	if code := p.ExitCode(t); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	f := systemdtest.Fields(p.Notify.NextExcept(t, systemdtest.Wait, "STATUS=Starting"))
+	if !strings.HasPrefix(f["STATUS"], "Failed: ") || !strings.Contains(f["STATUS"], "credential api-token") || f["ERRNO"] != "21" {
+		t.Errorf("STATUS=%q ERRNO=%q; want Failed: … credential api-token …, ERRNO=21 (EISDIR)", f["STATUS"], f["ERRNO"])
+	}
 }
 
 func TestTheExampleNeedsAStateDirectory(t *testing.T) {

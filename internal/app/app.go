@@ -4,9 +4,9 @@
 // health decides whether the systemd watchdog is fed.
 //
 // It is the part of this repository a new service replaces. It implements
-// lifecycle.App, and has nothing else to do with systemd: the sockets,
-// readiness, health and metrics endpoints, reloads and the drain are the
-// lifecycle's.
+// lifecycle.App, and has nothing else to do with systemd but the token its
+// writes need, which it reads as a credential: the sockets, readiness,
+// health and metrics endpoints, reloads and the drain are the lifecycle's.
 package app
 
 import (
@@ -19,6 +19,7 @@ import (
 
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/lifecycle"
+	"example.com/daemon/internal/systemd"
 )
 
 // Config is the app's part of the configuration file: top-level keys beside
@@ -48,6 +49,7 @@ type App struct {
 	stateDir string
 	cfg      atomic.Pointer[Config]
 	store    *store
+	token    token
 	loop     context.Context // the work loop's life; Close ends it
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -55,14 +57,16 @@ type App struct {
 
 var _ lifecycle.App[Config] = (*App)(nil)
 
-// New returns the app with its first configuration and the directory it
-// keeps state in; Start opens the state and begins the work.
-func New(logger *slog.Logger, cfg Config, stateDir string) (*App, error) {
+// New returns the app with its first configuration, the directory it
+// keeps state in and the unit's credentials; Start reads the token, opens
+// the state and begins the work.
+func New(logger *slog.Logger, cfg Config, stateDir string, creds systemd.Credentials) (*App, error) {
 	if stateDir == "" {
 		return nil, errors.New("no state directory: pass -state-dir, or run under systemd with StateDirectory=")
 	}
 	a := &App{logger: logger, stateDir: stateDir, done: make(chan struct{})}
 	a.cfg.Store(&cfg)
+	a.token.creds = creds
 	return a, nil
 }
 
@@ -70,6 +74,14 @@ func New(logger *slog.Logger, cfg Config, stateDir string) (*App, error) {
 // real service would do before it can serve (here simulated by
 // start_delay). It returns when the app can serve, or when ctx is done.
 func (a *App) Start(ctx context.Context, progress lifecycle.Progress) error {
+	// Without the token the daemon still starts and serves reads, and
+	// refuses writes saying how to give it one; a token it cannot read
+	// (the wrong owner, say) stops the start, with the reason in STATUS=.
+	if _, err := a.token.load(); errors.Is(err, systemd.ErrNoCredential) {
+		a.logger.Warn("writes are refused until the daemon has a token", "err", err)
+	} else if err != nil {
+		return err
+	}
 	s, err := openStore(a.stateDir)
 	if err != nil {
 		return err
@@ -100,10 +112,18 @@ func (a *App) Start(ctx context.Context, progress lifecycle.Progress) error {
 	return nil
 }
 
-// Apply swaps in a new configuration. Requests already running keep the one
-// they started with; the next ones see the new one.
+// Apply swaps in a new configuration, and reads the token again: a
+// credential rotated where the reload can see it takes effect at once
+// (docs/hardening.md, "The API token", says where that is). Requests
+// already running keep what they started with; the next ones see the new.
 func (a *App) Apply(cfg Config) {
 	a.cfg.Store(&cfg)
+	switch changed, err := a.token.load(); {
+	case err != nil:
+		a.logger.Warn("could not read the token again; the one read before stays", "err", err)
+	case changed:
+		a.logger.Info("the token changed; writes need the new one")
+	}
 }
 
 func (a *App) config() *Config { return a.cfg.Load() }

@@ -13,12 +13,35 @@ import (
 	"time"
 
 	"example.com/daemon/internal/config"
+	"example.com/daemon/internal/systemd"
 	"example.com/daemon/test/docs/docstest"
 )
 
+// testToken is the api-token credential newApp gives the app, and do
+// sends.
+const testToken = "test-token-0123456789"
+
+// credentials returns a credentials directory, as systemd would make it,
+// holding the api-token credential when token is not empty.
+func credentials(t *testing.T, token string) systemd.Credentials {
+	t.Helper()
+	dir := t.TempDir()
+	if token != "" {
+		if err := os.WriteFile(filepath.Join(dir, tokenName), []byte(token+"\n"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return systemd.Credentials{Dir: dir}
+}
+
 func newApp(t *testing.T, dir string, cfg Config) *App {
 	t.Helper()
-	a, err := New(slog.New(slog.DiscardHandler), cfg, dir)
+	return newAppWith(t, dir, cfg, credentials(t, testToken))
+}
+
+func newAppWith(t *testing.T, dir string, cfg Config, creds systemd.Credentials) *App {
+	t.Helper()
+	a, err := New(slog.New(slog.DiscardHandler), cfg, dir, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,12 +53,21 @@ func newApp(t *testing.T, dir string, cfg Config) *App {
 }
 
 // do serves one request with the app's routes alone, without the
-// lifecycle's.
+// lifecycle's, with the test's token.
 func do(a *App, method, path, body string) *httptest.ResponseRecorder {
+	return doAuth(a, method, path, body, "Bearer "+testToken)
+}
+
+// doAuth is do with the Authorization header given ("" for none).
+func doAuth(a *App, method, path, body, authorization string) *httptest.ResponseRecorder {
 	mux := http.NewServeMux()
 	a.Routes(func(pattern string, h http.Handler) { mux.Handle(pattern, h) })
 	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	if authorization != "" {
+		r.Header.Set("Authorization", authorization)
+	}
+	mux.ServeHTTP(rec, r)
 	return rec
 }
 
@@ -141,7 +173,7 @@ func TestManPageDescribesTheExamplesSettings(t *testing.T) {
 func TestWarmUpReportsItsProgress(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.StartDelay = config.Duration{Duration: 1500 * time.Millisecond}
-	a, err := New(slog.New(slog.DiscardHandler), cfg, t.TempDir())
+	a, err := New(slog.New(slog.DiscardHandler), cfg, t.TempDir(), credentials(t, testToken))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +192,7 @@ func TestWarmUpReportsItsProgress(t *testing.T) {
 func TestStartReturnsWhenItsContextEnds(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.StartDelay = config.Duration{Duration: time.Hour}
-	a, err := New(slog.New(slog.DiscardHandler), cfg, t.TempDir())
+	a, err := New(slog.New(slog.DiscardHandler), cfg, t.TempDir(), credentials(t, testToken))
 	if err != nil {
 		t.Fatal(err)
 	}

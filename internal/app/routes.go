@@ -11,12 +11,12 @@ import (
 // Routes lists every endpoint of the example service. The lifecycle adds
 // its own beside them (GET /healthz, GET /readyz, GET /metrics: see
 // internal/lifecycle/routes.go), and wraps each in request metrics and panic
-// recovery.
+// recovery. Reads are open; every write needs the token (token.go).
 func (a *App) Routes(handle func(pattern string, h http.Handler)) {
 	handle("GET /{$}", a.handleGreeting())
 	handle("GET /notes/{name}", a.handleGetNote())
-	handle("PUT /notes/{name}", a.handlePutNote())
-	handle("POST /debug/wedge", a.debugOnly(a.handleWedge()))
+	handle("PUT /notes/{name}", a.token.requireToken(a.handlePutNote()))
+	handle("POST /debug/wedge", a.debugOnly(a.token.requireToken(a.handleWedge())))
 	handle("GET /debug/sleep", a.debugOnly(a.handleSleep()))
 	handle("GET /debug/panic", a.debugOnly(a.handlePanic()))
 }

@@ -510,3 +510,54 @@ func TestDebugInvocationLogsAtDebug(t *testing.T) {
 		})
 	}
 }
+
+// TestTheStartLogsTheRuntimesLimits: the log line at start says what
+// GOMAXPROCS and the Go memory limit are and where the limit came from;
+// GOMEMLIMIT in the environment is left as the runtime read it. (The
+// limit taken from a unit's MemoryHigh= is shown under systemd, in
+// test/systemd.)
+func TestTheStartLogsTheRuntimesLimits(t *testing.T) {
+	ln := systemdtest.ListenTCP(t)
+	cmd := command(t, "")
+	cmd.Env = append(cmd.Env, "GOMEMLIMIT=100MiB", "GOMAXPROCS=1")
+	systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	p.WaitReady(t)
+	p.Signal(t, syscall.SIGTERM)
+	p.ExitCode(t)
+	want := `msg="runtime limits" GOMAXPROCS=1 GOMEMLIMIT.bytes=104857600 GOMEMLIMIT.from=GOMEMLIMIT`
+	if !strings.Contains(p.Stderr.String(), want) {
+		t.Errorf("no %s in the log:\n%s", want, p.Stderr)
+	}
+}
+
+// TestTooFewOpenFilesForMaxConnectionsIsSaid: when LimitNOFILE= leaves
+// too few files for max_connections, the daemon says so at start (a
+// connection past the limit would fail in accept, not wait). prlimit(1)
+// sets the limit, as systemd would.
+func TestTooFewOpenFilesForMaxConnectionsIsSaid(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) is not installed")
+	}
+	for _, tc := range []struct {
+		maxConnections int
+		warned         bool
+	}{{1024, true}, {400, false}} {
+		t.Run(fmt.Sprint(tc.maxConnections), func(t *testing.T) {
+			ln := systemdtest.ListenTCP(t)
+			cmd := command(t, fmt.Sprintf("[http]\nmax_connections = %d", tc.maxConnections))
+			cmd.Args = append([]string{prlimit, "--nofile=512:512", cmd.Path}, cmd.Args[1:]...)
+			cmd.Path = prlimit
+			systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
+			p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+			p.WaitReady(t)
+			p.Signal(t, syscall.SIGTERM)
+			p.ExitCode(t)
+			warned := strings.Contains(p.Stderr.String(), "more than the limit (512): raise LimitNOFILE=")
+			if warned != tc.warned {
+				t.Errorf("max_connections = %d under 512 open files: warned %v, want %v:\n%s", tc.maxConnections, warned, tc.warned, p.Stderr)
+			}
+		})
+	}
+}

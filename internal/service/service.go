@@ -59,6 +59,9 @@ type Deps[C any] struct {
 	Config C
 	// StateDir is where the app keeps state; empty when none was given.
 	StateDir string
+	// Credentials are the secrets systemd passed the unit (LoadCredential=
+	// and the like), read by name.
+	Credentials systemd.Credentials
 }
 
 // Run is the whole program: it reads the command line and the configuration,
@@ -154,11 +157,23 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 		logger.Info("debug invocation (DEBUG_INVOCATION=1): logging at debug level")
 	}
 
+	// The Go runtime's limits follow the unit's: GOMAXPROCS follows
+	// CPUQuota= by itself (Go ≥ 1.25), the memory limit is set here from
+	// MemoryHigh= and MemoryMax= (limits.go; docs/resources.md).
+	memLimit, err := setMemoryLimit("/", getenv)
+	if err != nil {
+		logger.Warn("cannot read the cgroup's memory limit; the Go runtime gets none", "err", err)
+	}
+	logger.Info("runtime limits", "GOMAXPROCS", runtime.GOMAXPROCS(0), memLimit.attr())
+	if err := checkOpenFiles(cfg.HTTP.MaxConnections); err != nil {
+		logger.Warn("too few open files for max_connections", "err", err)
+	}
+
 	// A registry of our own, not client_golang's global one: everything
 	// the daemon measures is passed to where it is measured.
 	registry := prometheus.NewRegistry()
 	m := metrics.New(registry, buildInfo())
-	a, err := s.New(Deps[C]{Logger: logger, Registry: registry, Config: appCfg, StateDir: *stateDir})
+	a, err := s.New(Deps[C]{Logger: logger, Registry: registry, Config: appCfg, StateDir: *stateDir, Credentials: passed.Credentials})
 	if err != nil {
 		return err
 	}

@@ -18,22 +18,37 @@ type Passed struct {
 	// Watchdog is the interval WatchdogSec= set; 0 when there is none, or
 	// when WATCHDOG_PID names another process.
 	Watchdog time.Duration
+	// Credentials are the unit's credentials (LoadCredential= and the
+	// like): the directory $CREDENTIALS_DIRECTORY names.
+	Credentials Credentials
+	// MemoryPressure is where systemd ≥ 254 says to watch for memory
+	// pressure ($MEMORY_PRESSURE_WATCH, $MEMORY_PRESSURE_WRITE).
+	MemoryPressure MemoryPressure
 }
 
-// Take takes what systemd passed to this process, once, at start, and
-// removes it from the environment: NOTIFY_SOCKET, LISTEN_PID, LISTEN_FDS,
-// LISTEN_FDNAMES, WATCHDOG_USEC and WATCHDOG_PID. They are meant for this
-// process alone; a child that inherited them could send messages systemd
-// ignores (NotifyAccess=main) or take sockets that are not its own. The
-// sockets are this process's file descriptors, which is why Take reads the
-// process itself rather than an environment passed in; everything after it
-// gets the values.
+// Take takes what systemd passed to this process, once, at start. It
+// removes from the environment what is meant for this process alone:
+// NOTIFY_SOCKET, LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, WATCHDOG_USEC and
+// WATCHDOG_PID. A child that inherited them could send messages systemd
+// ignores (NotifyAccess=main) or take sockets that are not its own. (The
+// credentials and the memory pressure watch are the unit's, shared by every
+// process in it, and stay.) The sockets are this process's file
+// descriptors, which is why Take reads the process itself rather than an
+// environment passed in; everything after it gets the values.
 func Take() (Passed, error) {
 	watchdog, err := WatchdogInterval(os.Getenv, os.Getpid())
 	if err != nil {
 		return Passed{}, err
 	}
-	p := Passed{Notifier: NewNotifier(os.Getenv("NOTIFY_SOCKET")), Watchdog: watchdog}
+	p := Passed{
+		Notifier:    NewNotifier(os.Getenv("NOTIFY_SOCKET")),
+		Watchdog:    watchdog,
+		Credentials: Credentials{Dir: os.Getenv("CREDENTIALS_DIRECTORY")},
+		MemoryPressure: MemoryPressure{
+			Watch: os.Getenv("MEMORY_PRESSURE_WATCH"),
+			Write: os.Getenv("MEMORY_PRESSURE_WRITE"),
+		},
+	}
 	// go-systemd checks LISTEN_PID, names the sockets from LISTEN_FDNAMES,
 	// and unsets the three LISTEN_ variables.
 	ls, err := activation.ListenersWithNames()

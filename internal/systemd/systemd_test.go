@@ -1,6 +1,7 @@
 package systemd
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -260,6 +261,69 @@ func TestTakeRemovesWhatSystemdPassedFromTheEnvironment(t *testing.T) {
 				t.Errorf("got %q, want WATCHDOG=1", msg)
 			}
 		})
+	}
+}
+
+// TestTakeLeavesTheUnitsSharedSettings: the credentials directory and the
+// memory pressure watch belong to every process of the unit; Take passes
+// them on and leaves them in the environment.
+func TestTakeLeavesTheUnitsSharedSettings(t *testing.T) {
+	vars := map[string]string{
+		"CREDENTIALS_DIRECTORY": "/run/credentials/daemon.service",
+		"MEMORY_PRESSURE_WATCH": "/sys/fs/cgroup/system.slice/daemon.service/memory.pressure",
+		"MEMORY_PRESSURE_WRITE": "c29tZSAyMDAwMDAgMjAwMDAwMAA=",
+	}
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	passed, err := Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Passed{
+		Credentials:    Credentials{Dir: vars["CREDENTIALS_DIRECTORY"]},
+		MemoryPressure: MemoryPressure{Watch: vars["MEMORY_PRESSURE_WATCH"], Write: vars["MEMORY_PRESSURE_WRITE"]},
+	}
+	if passed.Credentials != want.Credentials || passed.MemoryPressure != want.MemoryPressure {
+		t.Errorf("Take = %+v, %+v; want %+v, %+v", passed.Credentials, passed.MemoryPressure, want.Credentials, want.MemoryPressure)
+	}
+	for k, v := range vars {
+		if os.Getenv(k) != v {
+			t.Errorf("%s removed from the environment", k)
+		}
+	}
+}
+
+func TestReadCredential(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"api-token": "s3cret\n", "empty": "\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "unreadable"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	creds := Credentials{Dir: dir}
+	if got, err := creds.Read("api-token"); got != "s3cret" || err != nil {
+		t.Errorf("Read(api-token) = %q, %v; want the file without its newline", got, err)
+	}
+	for _, c := range []struct {
+		creds    Credentials
+		name     string
+		missing  bool
+		mentions string
+	}{
+		{creds, "absent", true, "LoadCredential=absent:FILE"},
+		{creds, "empty", true, "is empty"},
+		{Credentials{}, "api-token", true, "$CREDENTIALS_DIRECTORY is not set"},
+		{creds, "unreadable", false, "is a directory"},
+		{creds, "../api-token", false, "not a credential name"},
+	} {
+		_, err := c.creds.Read(c.name)
+		if err == nil || errors.Is(err, ErrNoCredential) != c.missing || !strings.Contains(err.Error(), c.mentions) {
+			t.Errorf("Read(%q) in %q: %v; want an error that is ErrNoCredential: %v and says %q", c.name, c.creds.Dir, err, c.missing, c.mentions)
+		}
 	}
 }
 

@@ -58,6 +58,9 @@ var (
 	// configPath is where the package installs the config and where
 	// ConfigurationDirectory= points the daemon.
 	configPath = "/etc/" + name + "/config.toml"
+	// tokenPath is the API token the package's postinst creates and the
+	// units' LoadCredential= hands the daemon.
+	tokenPath = "/etc/" + name + "/api-token"
 	// packagePath is the package run.sh installed, copied into the
 	// container for the scenarios that reinstall it.
 	packagePath = os.Getenv("PACKAGE")
@@ -261,12 +264,26 @@ func get(t testing.TB, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// do sends a request and returns the status and body.
+// do sends a request and returns the status and body. A write carries the
+// API token.
 func do(t testing.TB, method, url, body string) (int, string) {
+	t.Helper()
+	auth := ""
+	if method != http.MethodGet && method != http.MethodHead {
+		auth = "Bearer " + apiToken(t)
+	}
+	return doAuth(t, method, url, body, auth)
+}
+
+// doAuth is do with the Authorization header given ("" for none).
+func doAuth(t testing.TB, method, url, body, authorization string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -275,6 +292,16 @@ func do(t testing.TB, method, url, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// apiToken returns the token in the file LoadCredential= names.
+func apiToken(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(tokenPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // eventually polls cond every 20ms until it holds, and fails the test with

@@ -1,0 +1,70 @@
+package app
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"example.com/daemon/internal/systemd"
+)
+
+// tokenName is the credential that holds the token writes need: the file
+// $CREDENTIALS_DIRECTORY/api-token, put there by LoadCredential= in the
+// unit (docs/hardening.md, "The API token").
+const tokenName = "api-token"
+
+// token is the bearer token every write must carry. Only its SHA-256 is
+// kept: comparing two digests of the same length in constant time says
+// nothing about the token, not even its length, to a client timing the
+// answers.
+type token struct {
+	creds  systemd.Credentials
+	digest atomic.Pointer[[sha256.Size]byte] // nil: no credential, writes refused
+	why    atomic.Pointer[string]            // why, when digest is nil
+}
+
+// load reads the credential. A missing one turns writes off (the error
+// says how to provide it) and is returned for the caller to log; an
+// unreadable one is returned and changes nothing. A read that fails keeps
+// the token that was there, so a reload never opens or closes writes by
+// accident.
+func (t *token) load() (changed bool, err error) {
+	secret, err := t.creds.Read(tokenName)
+	if err != nil {
+		why := "writes are refused: " + err.Error()
+		t.why.Store(&why)
+		return false, err
+	}
+	d := sha256.Sum256([]byte(secret))
+	old := t.digest.Swap(&d)
+	return old == nil || *old != d, nil
+}
+
+// requireToken answers 401 with WWW-Authenticate: Bearer (RFC 6750) unless
+// the request carries the token, and 503 with what to do when the daemon
+// has none: writes are never left open.
+func (t *token) requireToken(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := t.digest.Load()
+		if want == nil {
+			http.Error(w, *t.why.Load(), http.StatusServiceUnavailable)
+			return
+		}
+		// The scheme is case-insensitive (RFC 9110, 11.1); the token is not.
+		scheme, given, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="daemon"`)
+			http.Error(w, "this request needs Authorization: Bearer <the api-token credential>", http.StatusUnauthorized)
+			return
+		}
+		got := sha256.Sum256([]byte(strings.TrimSpace(given)))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="daemon", error="invalid_token"`)
+			http.Error(w, "wrong token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
