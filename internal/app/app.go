@@ -32,9 +32,10 @@ type Config struct {
 	// `systemctl start`, and queues connections, until READY=1. Read at
 	// start.
 	StartDelay config.Duration `toml:"start_delay"`
-	// DebugEndpoints enables POST /debug/wedge, GET /debug/sleep and GET
-	// /debug/panic, which let tests hang the app, hold requests open and
-	// panic in a handler. Off in production. Reloadable.
+	// DebugEndpoints enables POST /debug/wedge, GET /debug/sleep, GET
+	// /debug/panic and GET /debug/alloc, which let tests hang the app, hold
+	// requests open, panic in a handler and load the memory. Off in
+	// production. Reloadable.
 	DebugEndpoints bool `toml:"debug_endpoints"`
 }
 

@@ -203,3 +203,16 @@ func TestStartReturnsWhenItsContextEnds(t *testing.T) {
 		t.Errorf("Start with an hour's warm-up and a context that ends: %v", err)
 	}
 }
+
+func TestAllocHoldsAndChurnsMemory(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DebugEndpoints = true
+	a := newApp(t, t.TempDir(), cfg)
+	rec := do(a, "GET", "/debug/alloc?live=8&garbage=64", "")
+	if rec.Code != 200 || !strings.HasPrefix(rec.Body.String(), "held 8 MiB, allocated 64 MiB more: ") {
+		t.Errorf("GET /debug/alloc = %d %q", rec.Code, rec.Body)
+	}
+	if rec := do(a, "GET", "/debug/alloc?live=-1", ""); rec.Code != http.StatusBadRequest {
+		t.Errorf("GET /debug/alloc?live=-1 = %d, want 400", rec.Code)
+	}
+}

@@ -1,10 +1,14 @@
 package app
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
 	"time"
 )
 
@@ -19,6 +23,7 @@ func (a *App) Routes(handle func(pattern string, h http.Handler)) {
 	handle("POST /debug/wedge", a.debugOnly(a.token.requireToken(a.handleWedge())))
 	handle("GET /debug/sleep", a.debugOnly(a.handleSleep()))
 	handle("GET /debug/panic", a.debugOnly(a.handlePanic()))
+	handle("GET /debug/alloc", a.debugOnly(a.handleAlloc()))
 }
 
 // handleGreeting answers with the configured greeting; a reload changes it.
@@ -119,4 +124,55 @@ func (a *App) handleSleep() http.Handler {
 		case <-r.Context().Done():
 		}
 	})
+}
+
+// handleAlloc holds ?live= MiB for the request while it allocates ?garbage=
+// MiB more, 1 MiB at a time, then keeps the live part for ?hold= (default
+// 0): a load that the garbage collector, left to GOGC alone, lets grow the
+// heap to twice what is live. It answers with the garbage collections it
+// took, to show the Go memory limit at work (docs/resources.md).
+func (a *App) handleAlloc() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		live, err1 := strconv.Atoi(cmp.Or(q.Get("live"), "0"))
+		garbage, err2 := strconv.Atoi(cmp.Or(q.Get("garbage"), "0"))
+		hold, err3 := time.ParseDuration(cmp.Or(q.Get("hold"), "0s"))
+		if err := errors.Join(err1, err2, err3); err != nil || live < 0 || garbage < 0 {
+			http.Error(w, "want ?live=MiB&garbage=MiB&hold=DURATION", http.StatusBadRequest)
+			return
+		}
+		before := gcCycles()
+		kept := make([][]byte, live)
+		for i := range kept {
+			kept[i] = touched(1 << 20)
+		}
+		var churn [4][]byte
+		for i := range garbage {
+			churn[i%len(churn)] = touched(1 << 20)
+		}
+		select {
+		case <-time.After(hold):
+		case <-r.Context().Done():
+		}
+		runtime.KeepAlive(kept)
+		runtime.KeepAlive(&churn)
+		fmt.Fprintf(w, "held %d MiB, allocated %d MiB more: %d garbage collections\n", live, garbage, gcCycles()-before)
+	})
+}
+
+// touched returns n bytes written to, one byte a page, so that the kernel
+// really gives them (a fresh allocation is only address space).
+func touched(n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i < n; i += 4096 {
+		b[i] = 1
+	}
+	return b
+}
+
+// gcCycles is the garbage collections the runtime has completed.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	runtimemetrics "runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +56,14 @@ type App[C any] interface {
 	// Close releases what Start opened. Run calls it once Start has
 	// returned, whatever Start returned, and after the last request.
 	Close() error
+}
+
+// MemoryReleaser is an App that keeps memory it could do without (a cache,
+// buffers kept for reuse). When the kernel reports memory pressure, Run
+// calls ReleaseMemory and then returns the freed memory to the kernel
+// (docs/resources.md).
+type MemoryReleaser interface {
+	ReleaseMemory()
 }
 
 // Progress reports how a long start goes: status becomes STATUS=, and
@@ -230,6 +240,16 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	if k.Systemd.Watchdog > 0 {
 		go k.feedWatchdog(watchdogCtx)
 	}
+	// Memory pressure, where systemd ≥ 254 says where to watch for it: the
+	// daemon gives back what it can before the kernel has to take it.
+	// Run returns only once the watch has ended, its log line written.
+	pressureCtx, stopPressure := context.WithCancel(context.Background())
+	pressureDone := make(chan struct{})
+	go func() {
+		defer close(pressureDone)
+		k.watchMemoryPressure(pressureCtx)
+	}()
+	defer func() { stopPressure(); <-pressureDone }()
 
 	// 7. Wait for a signal, the context, or a server failing. A reload
 	// asked for during the start is answered first. A server that fails
@@ -582,6 +602,34 @@ func (k *kit[C]) feedWatchdog(ctx context.Context) {
 			k.Logger.Error("health check failed; not feeding the watchdog", "err", err)
 		}
 	}
+}
+
+// watchMemoryPressure answers each memory pressure event until ctx ends:
+// the app drops what it can (MemoryReleaser), then debug.FreeOSMemory
+// collects and returns the free heap to the kernel, which would otherwise
+// keep it counted against the cgroup for minutes. A watch that cannot be
+// set up is logged once; the daemon runs on without it.
+func (k *kit[C]) watchMemoryPressure(ctx context.Context) {
+	err := systemd.WatchMemoryPressure(ctx, k.Systemd.MemoryPressure, func() {
+		if r, ok := k.App.(MemoryReleaser); ok {
+			r.ReleaseMemory()
+		}
+		before := heapReleased()
+		debug.FreeOSMemory()
+		k.Metrics.MemoryPressure()
+		k.Logger.Debug("memory pressure: memory given back to the kernel", "released_bytes", heapReleased()-before)
+	})
+	if err != nil {
+		k.Logger.Warn("not watching for memory pressure", "err", err)
+	}
+}
+
+// heapReleased is the heap memory the Go runtime has returned to the
+// kernel, in bytes.
+func heapReleased() int64 {
+	s := []runtimemetrics.Sample{{Name: "/memory/classes/heap/released:bytes"}}
+	runtimemetrics.Read(s)
+	return int64(s[0].Value.Uint64())
 }
 
 // notify sends to systemd and logs a failure: a lost status message is worth

@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,8 @@ type testApp struct {
 	hung    atomic.Bool
 	release chan struct{}
 	events  events // what happened, in order: "slept", "closed"
+	// released counts ReleaseMemory calls.
+	released atomic.Int32
 }
 
 // events is a list of what happened, safe for several goroutines.
@@ -135,6 +138,9 @@ func (a *testApp) Check(ctx context.Context) error {
 
 func (a *testApp) Apply(c testConfig) { a.greeting.Store(&c.Greeting) }
 
+// ReleaseMemory makes testApp a lifecycle.MemoryReleaser.
+func (a *testApp) ReleaseMemory() { a.released.Add(1) }
+
 func (a *testApp) Close() error {
 	a.closed.Add(1)
 	a.events.add("closed")
@@ -165,6 +171,8 @@ type options struct {
 	// storeListener is -fd-store; extra are more sockets passed in.
 	storeListener bool
 	extra         systemd.Listeners
+	// pressure is $MEMORY_PRESSURE_WATCH and $MEMORY_PRESSURE_WRITE.
+	pressure systemd.MemoryPressure
 }
 
 func start(t *testing.T, o options) *daemon {
@@ -221,9 +229,10 @@ func start(t *testing.T, o options) *daemon {
 			Logger:   logger,
 			LogLevel: level,
 			Systemd: systemd.Passed{
-				Notifier:  systemd.NewNotifier(notifyAddr),
-				Listeners: listeners,
-				Watchdog:  o.watchdog,
+				Notifier:       systemd.NewNotifier(notifyAddr),
+				Listeners:      listeners,
+				Watchdog:       o.watchdog,
+				MemoryPressure: o.pressure,
 			},
 			StoreListener: o.storeListener,
 			Metrics:       metrics.New(reg, metrics.Build{}),
@@ -1225,5 +1234,81 @@ func TestAStoredSocketOnTheConfiguredAddressIsKept(t *testing.T) {
 	expect(t, d, "STATUS")
 	if ready := expect(t, d, "READY", "STATUS"); !strings.Contains(ready["STATUS"], ln.Addr().String()+" (socket-activated)") {
 		t.Errorf("READY=1 with STATUS=%q, want the stored socket served", ready["STATUS"])
+	}
+}
+
+// TestMemoryPressureGivesMemoryBack: each event on $MEMORY_PRESSURE_WATCH
+// (here a FIFO, one of the forms systemd.io/PRESSURE allows, so that the
+// test can raise one) makes the app release what it can and the daemon
+// return memory to the kernel, counted and logged at debug.
+func TestMemoryPressureGivesMemoryBack(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "memory.pressure")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, options{config: `log_level = "debug"`, pressure: systemd.MemoryPressure{Watch: fifo}})
+	d.ready(t)
+	// Opening for writing succeeds once the daemon has the FIFO open for
+	// reading.
+	var w *os.File
+	for deadline := time.Now().Add(wait); w == nil; time.Sleep(5 * time.Millisecond) {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w = f
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the daemon never opened %s: %v", fifo, err)
+		}
+	}
+	defer w.Close()
+	for i := 1; i <= 2; i++ {
+		if _, err := w.Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(wait); metric(t, d, "daemon_memory_pressure_events_total") < float64(i); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("event %d never counted", i)
+			}
+		}
+	}
+	if n := d.app.released.Load(); n != 2 {
+		t.Errorf("the app released memory %d times for 2 events", n)
+	}
+	if n := strings.Count(d.logs.String(), "memory pressure: memory given back to the kernel"); n != 2 {
+		t.Errorf("%d debug lines for 2 events:\n%s", n, d.logs)
+	}
+}
+
+// TestAMemoryPressureWatchThatCannotBeSetUpIsLoggedOnce: a path that cannot
+// be opened, or a trigger the kernel refuses, is one warning, and the daemon
+// serves on; /dev/null (MemoryPressureWatch=off) and a trigger the kernel
+// takes (a real PSI file) are none.
+func TestAMemoryPressureWatchThatCannotBeSetUpIsLoggedOnce(t *testing.T) {
+	trigger := base64.StdEncoding.EncodeToString([]byte("some 150000 2000000\x00"))
+	for _, tc := range []struct {
+		name     string
+		pressure systemd.MemoryPressure
+		warnings int
+	}{
+		{"missing", systemd.MemoryPressure{Watch: "/nonexistent/memory.pressure"}, 1},
+		{"refused trigger", systemd.MemoryPressure{Watch: "/proc/pressure/memory", Write: base64.StdEncoding.EncodeToString([]byte("bogus"))}, 1},
+		{"off", systemd.MemoryPressure{Watch: "/dev/null"}, 0},
+		{"a PSI trigger", systemd.MemoryPressure{Watch: "/proc/pressure/memory", Write: trigger}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if strings.HasPrefix(tc.pressure.Watch, "/proc/pressure") {
+				if _, err := os.Stat(tc.pressure.Watch); err != nil {
+					t.Skipf("this kernel has no PSI: %v", err)
+				}
+			}
+			d := start(t, options{pressure: tc.pressure})
+			d.ready(t)
+			if code, _ := get(t, d.url+"/"); code != 200 {
+				t.Errorf("GET / = %d", code)
+			}
+			signal(t, syscall.SIGTERM)
+			d.stopped(t)
+			if n := strings.Count(d.logs.String(), "not watching for memory pressure"); n != tc.warnings {
+				t.Errorf("%d warnings, want %d:\n%s", n, tc.warnings, d.logs)
+			}
+		})
 	}
 }

@@ -48,6 +48,7 @@ type Metrics struct {
 	watchdogPings   *prometheus.CounterVec
 	socketActivated prometheus.Gauge
 	draining        prometheus.Gauge
+	memoryPressure  prometheus.Counter
 }
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -110,6 +111,10 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 			Namespace: namespace, Name: "draining_connections",
 			Help: "Connections still open while the daemon stops; 0 when not stopping.",
 		}),
+		memoryPressure: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "memory_pressure_events_total",
+			Help: "Times the kernel reported memory pressure ($MEMORY_PRESSURE_WATCH) and the daemon gave memory back.",
+		}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -127,7 +132,7 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 	reg.MustRegister(
 		m.requests, m.duration, m.inFlight, m.panics,
 		m.ready, m.startTime, m.reloads, m.lastReload, m.lastReloadOK,
-		m.watchdogPings, m.socketActivated, m.draining, buildInfo,
+		m.watchdogPings, m.socketActivated, m.draining, m.memoryPressure, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
@@ -335,6 +340,9 @@ func (m *Metrics) WatchdogPing(sent bool) {
 func (m *Metrics) SetSocketActivated(activated bool) {
 	m.socketActivated.Set(boolValue(activated))
 }
+
+// MemoryPressure records a memory pressure event the daemon answered.
+func (m *Metrics) MemoryPressure() { m.memoryPressure.Inc() }
 
 // SetDraining records the connections still open during a stop.
 func (m *Metrics) SetDraining(conns int) { m.draining.Set(float64(conns)) }
