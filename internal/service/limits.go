@@ -24,13 +24,17 @@ type memoryLimit struct {
 
 // attr is the limit for the log line at start.
 func (l memoryLimit) attr() slog.Attr {
+	attrs := []any{"bytes", l.Limit}
 	if l.Limit == math.MaxInt64 {
-		return slog.String("GOMEMLIMIT", "none")
+		attrs = []any{"bytes", "none"}
 	}
-	if l.From == "GOMEMLIMIT" {
-		return slog.Group("GOMEMLIMIT", "bytes", l.Limit, "from", l.From)
+	if l.From != "" {
+		attrs = append(attrs, "from", l.From)
 	}
-	return slog.Group("GOMEMLIMIT", "bytes", l.Limit, "from", l.From, "cgroup_limit", l.Cgroup)
+	if l.Cgroup != 0 {
+		attrs = append(attrs, "cgroup_limit", l.Cgroup)
+	}
+	return slog.Group("GOMEMLIMIT", attrs...)
 }
 
 // memoryLimitShare is the part of the cgroup's limit the Go heap may use.

@@ -5,6 +5,7 @@ package systemd_test
 import (
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -70,7 +71,7 @@ func TestTheGoMemoryLimitFollowsTheUnitsMemoryHigh(t *testing.T) {
 	if cgroupV2(t) && high != 0 && high < max {
 		limit = high
 	}
-	if e["GOMEMLIMIT"] == "none" && !cgroupV2(t) {
+	if e["GOMEMLIMIT_BYTES"] == "none" && !cgroupV2(t) {
 		t.Skipf("systemd %d sets no memory.limit_in_bytes for the unit here (cgroup v1 in a container); the daemon says GOMEMLIMIT=none", systemdVersion(t))
 	}
 	want := strconv.FormatInt(int64(float64(limit)*0.9), 10)
@@ -125,7 +126,7 @@ func TestTheGoMemoryLimitSparesTheDaemonTheOOMKiller(t *testing.T) {
 	runtimeDropIn(t, unit, "zz-memory.conf", "[Service]\nMemoryHigh=infinity\nMemoryMax=160M\n")
 	cursor := journalCursor(t)
 	pid := freshStart(t, baseConfig)
-	if e := runtimeLimits(t, cursor, pid); e["GOMEMLIMIT"] == "none" {
+	if e := runtimeLimits(t, cursor, pid); e["GOMEMLIMIT_BYTES"] == "none" {
 		t.Skipf("systemd %d sets no memory limit for the unit here; the daemon says GOMEMLIMIT=none", systemdVersion(t))
 	}
 	url := baseURL(t) + "/debug/alloc?live=100&garbage=1000"
@@ -153,7 +154,7 @@ func TestTheGoMemoryLimitSparesTheDaemonTheOOMKiller(t *testing.T) {
 		resp.Body.Close()
 	}
 	killed := err != nil || resp.StatusCode != 200
-	t.Logf("with GOMEMLIMIT=off: killed %v after %s (%v), peak %s", killed, time.Since(start).Round(time.Millisecond), err, memoryPeak(t))
+	t.Logf("with GOMEMLIMIT=off: killed %v after %s (%v)", killed, time.Since(start).Round(time.Millisecond), err)
 	if !killed {
 		t.Errorf("without the Go memory limit the load passed MemoryMax= and the daemon survived: the load does not show what the limit is for")
 	}
@@ -163,6 +164,9 @@ func TestTheGoMemoryLimitSparesTheDaemonTheOOMKiller(t *testing.T) {
 		said := false
 		for _, m := range messages(oom) {
 			said = said || strings.Contains(m, "OOM killer")
+			if strings.Contains(m, "memory peak") {
+				t.Logf("systemd: %s", m)
+			}
 		}
 		if !said {
 			t.Errorf("systemd did not log the OOM kill:\n%s", strings.Join(messages(oom), "\n"))
@@ -205,16 +209,22 @@ func TestMemoryPressureMakesTheDaemonGiveMemoryBack(t *testing.T) {
 		t.Fatalf("%s_memory_pressure_events_total = %v before any pressure, want 0", name, n)
 	}
 	start := time.Now()
-	code, body := get(t, baseURL(t)+"/debug/alloc?live=96&hold=2s")
-	t.Logf("GET /debug/alloc above MemoryHigh=48M: %d %q in %s", code, strings.TrimSpace(body), time.Since(start).Round(time.Millisecond))
-	eventually(t, 20*time.Second, "a memory pressure event counted", func() (bool, string) {
+	// The request is throttled above MemoryHigh= for as long as it holds
+	// the memory; the test does not wait for it (the next freshStart ends
+	// it), only for the daemon's answer to the pressure.
+	go func() {
+		if resp, err := (&http.Client{Timeout: time.Minute}).Get(baseURL(t) + "/debug/alloc?live=64&hold=10s"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	eventually(t, 60*time.Second, "a memory pressure event counted", func() (bool, string) {
 		n := events()
 		return n >= 1, fmt.Sprintf("%s_memory_pressure_events_total = %v", name, n)
 	})
-	pressure, _ := os.ReadFile(watch)
+	took := time.Since(start)
 	eventually(t, 10*time.Second, "the debug line", func() (bool, string) {
 		n := len(journal(t, cursor, "_PID="+strconv.Itoa(pid), "MESSAGE=memory pressure: memory given back to the kernel"))
 		return n >= 1, fmt.Sprintf("%d lines", n)
 	})
-	t.Logf("%v events; memory.pressure:\n%s", events(), pressure)
+	t.Logf("the first event counted %s after the load began; %v in all", took.Round(time.Millisecond), events())
 }

@@ -21,7 +21,9 @@
 #   TEST_BINARY  the scenario test binary (default: built now)
 #   ACCEL        qemu's accelerator (default: tcg,thread=multi; KVM fails on
 #                the machines this was written on, see issue 18)
-#   CPUS, MEM    the VM's (default: 2 and 2048 MB)
+#   CPUS, MEM    the VM's (default: 4 and 2048 MB; 4 CPUs, more than the
+#                host's 2, so that TestGOMAXPROCSFollowsCPUQuota sees a
+#                quota lower GOMAXPROCS, which Go never sets below 2)
 #   TEST_TIMEOUT the scenarios' -test.timeout in the guest (default: 20m)
 #   VM_TIMEOUT   seconds qemu may run in all (default: 1800)
 #   REBOOT       1 or 0: run the reboot scenario (default: 1 without flags)
@@ -35,7 +37,7 @@ set -euo pipefail
 NAME=${NAME:-daemon}
 DIST=${DIST:-forky}
 ACCEL=${ACCEL:-tcg,thread=multi}
-CPUS=${CPUS:-2}
+CPUS=${CPUS:-4}
 MEM=${MEM:-2048}
 TEST_TIMEOUT=${TEST_TIMEOUT:-20m}
 VM_TIMEOUT=${VM_TIMEOUT:-1800}
