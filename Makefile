@@ -21,9 +21,10 @@ help: ## list the targets
 build: ## build bin/$(NAME)
 	$(GOBUILD) -o $(BIN) ./cmd/$(NAME)
 
-run: build ## run the daemon locally on 127.0.0.1:8080, state in ./var
-	mkdir -p var
-	$(BIN) -config deploy/config.toml -state-dir var -log-format text
+run: build ## run the daemon locally on 127.0.0.1:8080, state in ./var, the API token in ./var/credentials
+	mkdir -p var/credentials
+	test -s var/credentials/api-token || { umask 077; od -An -vtx1 -N32 /dev/urandom | tr -d ' \n' >var/credentials/api-token; }
+	CREDENTIALS_DIRECTORY=$(CURDIR)/var/credentials $(BIN) -config deploy/config.toml -state-dir var -log-format text
 
 test: build test-units test-seam test-deb ## vet, check formatting, run the tests, check the units, the seam and the package
 	@test -z "$$(gofmt -l cmd internal test)" || { gofmt -l cmd internal test; echo "gofmt: files above need formatting"; exit 1; }

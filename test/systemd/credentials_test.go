@@ -179,3 +179,30 @@ func TestAMissingTokenFileFailsTheStartForGood(t *testing.T) {
 		t.Errorf("NRestarts went from %d to %d: the unit was restarted", restarts, n)
 	}
 }
+
+// TestAnEncryptedTokenWorksTheSame: the token encrypted with systemd-creds
+// and loaded with LoadCredentialEncrypted= in a drop-in (hardening.md, "An
+// encrypted token") reaches the daemon as the plain one does.
+func TestAnEncryptedTokenWorksTheSame(t *testing.T) {
+	token := apiToken(t)
+	encrypted := "/etc/credstore.encrypted/api-token"
+	if err := os.MkdirAll("/etc/credstore.encrypted", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("systemd-creds", "encrypt", "--name=api-token", tokenPath, encrypted).CombinedOutput(); err != nil {
+		t.Skipf("systemd-creds encrypt: %v: %s", err, out)
+	}
+	t.Cleanup(func() { os.Remove(encrypted) })
+	if b, err := os.ReadFile(encrypted); err != nil || strings.Contains(string(b), token) {
+		t.Fatalf("%s: %v; holds the token in plain text: %v", encrypted, err, strings.Contains(string(b), token))
+	}
+	runtimeDropIn(t, unit, "zz-encrypted.conf", "[Service]\nLoadCredential=\nLoadCredentialEncrypted=api-token:"+encrypted+"\n")
+	t.Cleanup(func() { systemctl(t, "restart", unit) })
+	freshStart(t, baseConfig)
+	if lc := prop(t, unit, "LoadCredential"); strings.Contains(lc, tokenPath) {
+		t.Errorf("LoadCredential=%s: the drop-in did not clear the unit's", lc)
+	}
+	if code, body := do(t, http.MethodPut, baseURL(t)+"/notes/encrypted", "x"); code != http.StatusNoContent {
+		t.Errorf("PUT with the token, loaded encrypted = %d %q, want 204", code, body)
+	}
+}
