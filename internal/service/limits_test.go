@@ -30,8 +30,8 @@ func cgroupTree(t *testing.T, files map[string]string) string {
 func TestTheMemoryLimitFollowsTheCgroup(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
-	const unit = "sys/fs/cgroup/system.slice/daemon.service/"
-	const v1unit = "sys/fs/cgroup/memory/system.slice/daemon.service/"
+	const unit = "sys/fs/cgroup/system.slice/app.service/"
+	const v1unit = "sys/fs/cgroup/memory/system.slice/app.service/"
 	for _, tc := range []struct {
 		name   string
 		files  map[string]string
@@ -39,33 +39,33 @@ func TestTheMemoryLimitFollowsTheCgroup(t *testing.T) {
 		from   string
 	}{
 		{"v2, memory.high below memory.max", map[string]string{
-			"proc/self/cgroup":   "0::/system.slice/daemon.service",
+			"proc/self/cgroup":   "0::/system.slice/app.service",
 			unit + "memory.high": "201326592", unit + "memory.max": "268435456",
 		}, 201326592, unit + "memory.high"},
 		{"v2, memory.max alone", map[string]string{
-			"proc/self/cgroup":   "0::/system.slice/daemon.service",
+			"proc/self/cgroup":   "0::/system.slice/app.service",
 			unit + "memory.high": "max", unit + "memory.max": "268435456",
 		}, 268435456, unit + "memory.max"},
 		{"v2, a slice's limit below the unit's", map[string]string{
-			"proc/self/cgroup":                      "0::/system.slice/daemon.service",
+			"proc/self/cgroup":                      "0::/system.slice/app.service",
 			unit + "memory.max":                     "268435456",
 			"sys/fs/cgroup/system.slice/memory.max": "134217728",
 		}, 134217728, "sys/fs/cgroup/system.slice/memory.max"},
 		{"v2, no limit", map[string]string{
-			"proc/self/cgroup":   "0::/system.slice/daemon.service",
+			"proc/self/cgroup":   "0::/system.slice/app.service",
 			unit + "memory.high": "max", unit + "memory.max": "max",
 		}, 0, ""},
 		{"v1", map[string]string{
-			"proc/self/cgroup":               "5:memory:/system.slice/daemon.service\n1:name=systemd:/system.slice/daemon.service",
+			"proc/self/cgroup":               "5:memory:/system.slice/app.service\n1:name=systemd:/system.slice/app.service",
 			v1unit + "memory.limit_in_bytes": "268435456",
 		}, 268435456, v1unit + "memory.limit_in_bytes"},
 		{"hybrid: the memory controller on v1", map[string]string{
-			"proc/self/cgroup":               "7:cpu,memory:/system.slice/daemon.service\n0::/system.slice/daemon.service",
+			"proc/self/cgroup":               "7:cpu,memory:/system.slice/app.service\n0::/system.slice/app.service",
 			v1unit + "memory.limit_in_bytes": "268435456",
 			unit + "memory.max":              "134217728",
 		}, 268435456, v1unit + "memory.limit_in_bytes"},
 		{"v1, no limit", map[string]string{
-			"proc/self/cgroup":               "5:memory:/system.slice/daemon.service",
+			"proc/self/cgroup":               "5:memory:/system.slice/app.service",
 			v1unit + "memory.limit_in_bytes": "9223372036854771712",
 		}, 0, ""},
 	} {
@@ -95,8 +95,8 @@ func TestGOMEMLIMITIsLeftAlone(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 	debug.SetMemoryLimit(100 << 20) // as the runtime does with GOMEMLIMIT=100MiB
 	root := cgroupTree(t, map[string]string{
-		"proc/self/cgroup":                        "0::/daemon.service",
-		"sys/fs/cgroup/daemon.service/memory.max": "268435456",
+		"proc/self/cgroup":                        "0::/app.service",
+		"sys/fs/cgroup/app.service/memory.max": "268435456",
 	})
 	got, err := setMemoryLimit(root, func(k string) string {
 		if k == "GOMEMLIMIT" {
@@ -113,8 +113,8 @@ func TestAnUnreadableLimitIsAnError(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 	root := cgroupTree(t, map[string]string{
-		"proc/self/cgroup":                        "0::/daemon.service",
-		"sys/fs/cgroup/daemon.service/memory.max": "lots",
+		"proc/self/cgroup":                        "0::/app.service",
+		"sys/fs/cgroup/app.service/memory.max": "lots",
 	})
 	if _, err := setMemoryLimit(root, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "memory.max") {
 		t.Errorf("a memory.max of %q: %v, want an error naming the file", "lots", err)
