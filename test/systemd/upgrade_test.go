@@ -137,12 +137,16 @@ func TestPackageUpgradeUnderLoadKeepsServing(t *testing.T) {
 			l := startLoad(t, baseURL(t), workers)
 			l.served(t, 50, "the start")
 			systemctl(t, "reset-failed", c.unit)
+			token := apiToken(t)
 			start := time.Now()
 			out, err := tryCommand("dpkg", "--install", packagePath)
 			if err != nil {
 				t.Fatalf("dpkg --install: %v\n%s", err, out)
 			}
 			t.Logf("dpkg --install took %s", time.Since(start).Round(time.Millisecond))
+			if apiToken(t) != token {
+				t.Errorf("the upgrade replaced the API token in %s", tokenPath)
+			}
 			newPID := propInt(t, c.unit, "MainPID")
 			if newPID == pid || newPID == 0 {
 				t.Errorf("%s MainPID %d after the upgrade (was %d): not restarted", c.unit, newPID, pid)
