@@ -13,8 +13,11 @@
 // order of their files' names and then of the source, and each starts from
 // a known state (freshStart, startStandalone):
 //
-//	failure_test.go     failed starts and DEBUG_INVOCATION
+//	credentials_test.go the API token: a credential, rotated, encrypted, missing
+//	debug_test.go       DEBUG_INVOCATION after a failure
+//	failure_test.go     failed starts
 //	fdstore_test.go     what the daemon keeps in, and takes out of, the FD store
+//	resources_test.go   the Go memory limit, GOMAXPROCS and memory pressure
 //	scenarios_test.go   the socket-activated daemon.service; its first test
 //	                    checks the system as booted (as TestMain saw it, so
 //	                    it need not run first), its last the reboot, which
