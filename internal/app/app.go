@@ -119,9 +119,12 @@ func (a *App) Start(ctx context.Context, progress lifecycle.Progress) error {
 // already running keep what they started with; the next ones see the new.
 func (a *App) Apply(cfg Config) {
 	a.cfg.Store(&cfg)
+	hadToken := a.token.digest.Load() != nil
 	switch changed, err := a.token.load(); {
-	case err != nil:
+	case err != nil && hadToken:
 		a.logger.Warn("could not read the token again; the one read before stays", "err", err)
+	case err != nil:
+		a.logger.Debug("still no token; writes stay refused", "err", err)
 	case changed:
 		a.logger.Info("the token changed; writes need the new one")
 	}

@@ -49,7 +49,11 @@ func (t *token) requireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		want := t.digest.Load()
 		if want == nil {
-			http.Error(w, *t.why.Load(), http.StatusServiceUnavailable)
+			why := "writes are refused: the token was not read yet"
+			if p := t.why.Load(); p != nil {
+				why = *p
+			}
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		// The scheme is case-insensitive (RFC 9110, 11.1); the token is not.

@@ -154,3 +154,20 @@ func TestAReloadTakesARotatedToken(t *testing.T) {
 		t.Errorf("the old token after the reload: %d, want 401", rec.Code)
 	}
 }
+
+// TestAReloadThatFindsATokenOpensWrites: a daemon that started without the
+// credential takes it at the next reload that can see it.
+func TestAReloadThatFindsATokenOpensWrites(t *testing.T) {
+	creds := credentials(t, "")
+	a := newAppWith(t, t.TempDir(), DefaultConfig(), creds)
+	if rec := do(a, "PUT", "/notes/n", "x"); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("PUT without the credential: %d, want 503", rec.Code)
+	}
+	if err := os.WriteFile(filepath.Join(creds.Dir, tokenName), []byte(testToken), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	a.Apply(DefaultConfig())
+	if rec := do(a, "PUT", "/notes/n", "x"); rec.Code != http.StatusNoContent {
+		t.Errorf("PUT after the reload found the token: %d %s", rec.Code, rec.Body)
+	}
+}
