@@ -95,7 +95,7 @@ func TestGOMEMLIMITIsLeftAlone(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 	debug.SetMemoryLimit(100 << 20) // as the runtime does with GOMEMLIMIT=100MiB
 	root := cgroupTree(t, map[string]string{
-		"proc/self/cgroup":                        "0::/app.service",
+		"proc/self/cgroup":                     "0::/app.service",
 		"sys/fs/cgroup/app.service/memory.max": "268435456",
 	})
 	got, err := setMemoryLimit(root, func(k string) string {
@@ -113,7 +113,7 @@ func TestAnUnreadableLimitIsAnError(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 	root := cgroupTree(t, map[string]string{
-		"proc/self/cgroup":                        "0::/app.service",
+		"proc/self/cgroup":                     "0::/app.service",
 		"sys/fs/cgroup/app.service/memory.max": "lots",
 	})
 	if _, err := setMemoryLimit(root, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "memory.max") {
