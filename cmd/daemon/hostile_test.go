@@ -1,13 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,16 +14,32 @@ import (
 	"example.com/daemon/internal/systemd/systemdtest"
 )
 
-func TestStateFileIsNeverTornBySIGKILL(t *testing.T) {
+// TestEveryAcknowledgedWriteSurvivesSIGKILL: writers store notes as fast as
+// the daemon acknowledges them, and the daemon is killed (SIGKILL, no
+// drain) in the middle of that, fifteen times; each next daemon opens the
+// database and has every note that got a 204.
+func TestEveryAcknowledgedWriteSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
-	stateFile := filepath.Join(dir, "notes.json")
 	acknowledged := map[string]string{}
-	for round := range 15 {
+	for round := range 16 {
 		ln := systemdtest.ListenTCP(t)
 		cmd := commandWithState(t, dir, ln)
 		p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
 		p.WaitReady(t)
 		url := "http://" + ln.Addr().String()
+
+		// Every note the killed daemons acknowledged is there.
+		for name, value := range acknowledged {
+			if code, got := systemdtest.Get(t, url+"/notes/"+name); code != 200 || got != value {
+				t.Fatalf("round %d: acknowledged note %s: %d, %d bytes; want it whole", round, name, code, len(got))
+			}
+		}
+		if round == 15 {
+			t.Logf("%d acknowledged notes, all there after 15 kills", len(acknowledged))
+			p.Signal(t, syscall.SIGTERM)
+			p.ExitCode(t)
+			return
+		}
 
 		// Write notes as fast as the daemon acknowledges them, and kill it
 		// in the middle of that. The client times out: after the kill, the
@@ -77,21 +90,6 @@ func TestStateFileIsNeverTornBySIGKILL(t *testing.T) {
 		p.ExitCode(t)
 		wg.Wait()
 
-		// The file is whole JSON, and holds every note the daemon said it
-		// had stored.
-		data, err := os.ReadFile(stateFile)
-		if err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
-		var notes map[string]string
-		if err := json.Unmarshal(data, &notes); err != nil {
-			t.Fatalf("round %d: state file torn: %v (%d bytes)", round, err, len(data))
-		}
-		for name, value := range acknowledged {
-			if notes[name] != value {
-				t.Fatalf("round %d: acknowledged note %s lost", round, name)
-			}
-		}
 	}
 }
 
@@ -105,4 +103,27 @@ func commandWithState(t *testing.T, dir string, ln *net.TCPListener) *exec.Cmd {
 	}
 	systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
 	return cmd
+}
+
+// TestASecondDaemonOnTheSameStateFailsAtOnce: a second daemon given the
+// state directory a running one holds exits at once, saying which
+// directory and why, in STATUS= as on stderr; the first serves on.
+func TestASecondDaemonOnTheSameStateFailsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	ln := systemdtest.ListenTCP(t)
+	first := systemdtest.Spawn(t, commandWithState(t, dir, ln), systemdtest.Listen(t, false))
+	first.WaitReady(t)
+	second := systemdtest.Spawn(t, commandWithState(t, dir, systemdtest.ListenTCP(t)), systemdtest.Listen(t, false))
+	if code := second.ExitCode(t); code != 1 {
+		t.Errorf("the second daemon's exit status: %d, want 1", code)
+	}
+	status := systemdtest.Fields(second.Notify.NextExcept(t, systemdtest.Wait, "STATUS=Starting"))["STATUS"]
+	if !strings.Contains(status, dir) || !strings.Contains(status, "in use by another process") {
+		t.Errorf("the second daemon's STATUS=%q; want the directory and why", status)
+	}
+	if code, _ := systemdtest.Get(t, "http://"+ln.Addr().String()+"/"); code != 200 {
+		t.Errorf("the first daemon after the second failed: GET / = %d", code)
+	}
+	first.Signal(t, syscall.SIGTERM)
+	first.ExitCode(t)
 }

@@ -37,11 +37,25 @@ type Config struct {
 	// requests open, panic in a handler and load the memory. Off in
 	// production. Reloadable.
 	DebugEndpoints bool `toml:"debug_endpoints"`
+	// MaxNotes, MaxNoteBytes and MaxStateBytes bound the notes: how many,
+	// how large one may be, and how much all of them take (names and
+	// bodies). Past them a PUT is refused, 413 for a note too large, 507
+	// for a full store, and what is stored stays. Reloadable.
+	MaxNotes      int   `toml:"max_notes"`
+	MaxNoteBytes  int64 `toml:"max_note_bytes"`
+	MaxStateBytes int64 `toml:"max_state_bytes"`
 }
 
 // DefaultConfig returns the app's settings when the file does not set them.
+// The limits fit the unit's MemoryMax=: the database is mapped into memory,
+// and its pages count against the cgroup as they are read.
 func DefaultConfig() Config {
-	return Config{Greeting: "Hello from daemon!"}
+	return Config{
+		Greeting:      "Hello from daemon!",
+		MaxNotes:      10000,
+		MaxNoteBytes:  64 << 10,
+		MaxStateBytes: 64 << 20,
+	}
 }
 
 // App is the example service.
@@ -138,14 +152,15 @@ func (a *App) Check(ctx context.Context) error {
 	return a.store.do(ctx, func() {})
 }
 
-// Close stops the work loop. Every write it acknowledged is already on disk.
+// Close stops the work loop and closes the database. Every write it
+// acknowledged is already on disk.
 func (a *App) Close() error {
 	if a.stop == nil {
 		return nil
 	}
 	a.stop()
 	<-a.done
-	return nil
+	return a.store.close()
 }
 
 // wedge hangs the work loop until the app closes: the health check then

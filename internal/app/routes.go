@@ -37,7 +37,7 @@ func (a *App) handleGreeting() http.Handler {
 
 func (a *App) handleGetNote() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		note, ok, err := a.store.get(r.Context(), r.PathValue("name"))
+		note, ok, err := a.store.get(r.PathValue("name"))
 		switch {
 		case err != nil:
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -49,29 +49,36 @@ func (a *App) handleGetNote() http.Handler {
 	})
 }
 
-// maxNote bounds a note's size: a body is read whole into memory.
-const maxNote = 64 << 10
-
 // handlePutNote stores the body under the name and answers 204 once it is
-// on disk.
+// on disk. The limits are the configuration's at the time of the request:
+// 413 for a body past max_note_bytes (read no further than that), 507
+// Insufficient Storage (RFC 4918) for a store past max_notes or
+// max_state_bytes, or a full disk. A refused write changes nothing.
 func (a *App) handlePutNote() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNote))
+		cfg := a.config()
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, cfg.MaxNoteBytes))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				http.Error(w, fmt.Sprintf("note larger than %d bytes", maxNote), http.StatusRequestEntityTooLarge)
+				http.Error(w, fmt.Sprintf("a note may be at most %d bytes (max_note_bytes)", cfg.MaxNoteBytes), http.StatusRequestEntityTooLarge)
 				return
 			}
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		if err := a.store.put(r.Context(), r.PathValue("name"), string(body)); err != nil {
+		err = a.store.put(r.Context(), r.PathValue("name"), string(body), limits{notes: cfg.MaxNotes, bytes: cfg.MaxStateBytes})
+		var full errFull
+		switch {
+		case errors.As(err, &full):
+			a.logger.Warn("note refused: the store is full", "name", r.PathValue("name"), "err", full)
+			http.Error(w, "not stored: "+full.why, http.StatusInsufficientStorage)
+		case err != nil:
 			a.logger.Error("store note", "name", r.PathValue("name"), "err", err)
 			http.Error(w, "could not store the note", http.StatusInternalServerError)
-			return
+		default:
+			w.WriteHeader(http.StatusNoContent)
 		}
-		w.WriteHeader(http.StatusNoContent)
 	})
 }
 

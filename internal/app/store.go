@@ -2,46 +2,131 @@ package app
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
-// store keeps the notes in one file in the state directory and owns them
-// from a single goroutine, the app's work loop: every read and write is a
-// request on a channel, answered in order. The health check is one more
-// such request, so when the loop hangs (a stuck disk, a deadlock, or the
-// debug switch) the health check fails and the watchdog stops being fed.
+// store keeps the notes in a bbolt database in the state directory: one
+// file, a B+tree with one key per note, written with copy-on-write pages
+// and fsynced at each commit, so that a crash at any instant leaves the
+// last committed state and a write costs O(log n) whatever the number of
+// notes.
+//
+// Reads run in bbolt read transactions, side by side. Writes, and the
+// health check, go through the app's work loop, one goroutine that takes
+// requests from a channel in order: when it hangs (a stuck disk under an
+// fsync, a deadlock, or the debug switch) the health check fails and the
+// watchdog is no longer fed, while reads go on.
 type store struct {
-	path  string
-	notes map[string]string
-	reqs  chan func()
+	db   *bolt.DB
+	reqs chan func()
 }
 
-const stateFile = "notes.json"
+// The database's file in the state directory, and the JSON file of earlier
+// versions, which openStore migrates.
+const (
+	dbFile   = "notes.db"
+	jsonFile = "notes.json"
+)
 
-// openStore loads the notes saved in dir, if any.
+// The buckets: the notes by name, and the totals the limits are checked
+// against, kept in the same transactions as the notes so that they never
+// disagree.
+var (
+	notesBucket = []byte("notes")
+	metaBucket  = []byte("meta")
+	countKey    = []byte("count") // number of notes
+	bytesKey    = []byte("bytes") // sum of their names' and bodies' lengths
+)
+
+// lockWait is how long openStore waits for another process's lock on the
+// database: long enough for a daemon that is exiting to let go, short
+// enough that a second daemon on the same directory fails at once.
+const lockWait = 100 * time.Millisecond
+
+// openStore opens (or creates) the database in dir. A JSON state file
+// from an earlier version is migrated into it first.
 func openStore(dir string) (*store, error) {
-	s := &store{
-		path:  filepath.Join(dir, stateFile),
-		notes: map[string]string{},
-		reqs:  make(chan func()),
+	path := filepath.Join(dir, dbFile)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("state directory %s is in use by another process (it holds the lock on %s)", dir, dbFile)
 	}
-	data, err := os.ReadFile(s.path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return s, nil
-	case err != nil:
-		return nil, fmt.Errorf("load state: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
-	if err := json.Unmarshal(data, &s.notes); err != nil {
-		return nil, fmt.Errorf("load state %s: %w", s.path, err)
+	s := &store{db: db, reqs: make(chan func())}
+	if err := s.migrate(filepath.Join(dir, jsonFile)); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return s, nil
 }
+
+// migrate imports the notes of a JSON state file from an earlier version
+// in one transaction, and removes the file only once that transaction is on
+// disk. A note the database has already is newer and stays: a crash between
+// the commit and the removal leaves the file, and the next start imports
+// nothing from it twice.
+func (s *store) migrate(path string) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s.db.Update(createBuckets)
+	}
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", path, err)
+	}
+	var notes map[string]string
+	if err := json.Unmarshal(data, &notes); err != nil {
+		return fmt.Errorf("migrate %s: %w", path, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := createBuckets(tx); err != nil {
+			return err
+		}
+		count, bytes := totals(tx)
+		b := tx.Bucket(notesBucket)
+		for name, note := range notes {
+			if b.Get([]byte(name)) != nil {
+				continue
+			}
+			if err := b.Put([]byte(name), []byte(note)); err != nil {
+				return err
+			}
+			count, bytes = count+1, bytes+uint64(len(name)+len(note))
+		}
+		return putTotals(tx, count, bytes)
+	})
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", path, err)
+	}
+	// Committed and fsynced: the file's notes are in the database.
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("migrate: remove %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func createBuckets(tx *bolt.Tx) error {
+	for _, name := range [][]byte{notesBucket, metaBucket} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// close closes the database; every write it acknowledged is on disk.
+func (s *store) close() error { return s.db.Close() }
 
 // run is the work loop. It returns when ctx is done.
 func (s *store) run(ctx context.Context) {
@@ -71,68 +156,103 @@ func (s *store) do(ctx context.Context, f func()) error {
 	}
 }
 
-func (s *store) get(ctx context.Context, name string) (note string, ok bool, err error) {
-	err = s.do(ctx, func() { note, ok = s.notes[name] })
+// get reads a note, beside any other reads and writes.
+func (s *store) get(name string) (note string, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(notesBucket).Get([]byte(name))
+		// A value is valid only inside its transaction: copy it out.
+		note, ok = string(v), v != nil
+		return nil
+	})
 	return note, ok, err
 }
 
-func (s *store) put(ctx context.Context, name, note string) error {
+// limits bound what put stores.
+type limits struct {
+	notes int   // how many notes
+	bytes int64 // their names and bodies, in all
+}
+
+// errFull is a write refused because the store is full: past a limit of
+// the configuration, or of the disk. Nothing stored before is touched. why
+// is for the client; err, if any, is the system's error, for the log.
+type errFull struct {
+	why string
+	err error
+}
+
+func (e errFull) Error() string {
+	if e.err != nil {
+		return e.why + ": " + e.err.Error()
+	}
+	return e.why
+}
+
+func (e errFull) Unwrap() error { return e.err }
+
+// put stores a note, or replaces one, once the work loop gets to it. It
+// returns when the note is on disk, with errFull when a limit or the disk
+// refuses it.
+func (s *store) put(ctx context.Context, name, note string, l limits) error {
 	var werr error
 	err := s.do(ctx, func() {
-		next := make(map[string]string, len(s.notes)+1)
-		for k, v := range s.notes {
-			next[k] = v
-		}
-		next[name] = note
-		// The map in memory changes only once the file holds it: what a
-		// client was told is stored survives a crash.
-		if werr = s.save(next); werr == nil {
-			s.notes = next
-		}
+		werr = s.db.Update(func(tx *bolt.Tx) error {
+			count, bytes := totals(tx)
+			if old := tx.Bucket(notesBucket).Get([]byte(name)); old != nil {
+				bytes -= uint64(len(name) + len(old))
+			} else {
+				count++
+			}
+			bytes += uint64(len(name) + len(note))
+			switch {
+			case count > uint64(l.notes):
+				return errFull{why: fmt.Sprintf("the store holds its limit of %d notes (max_notes)", l.notes)}
+			case bytes > uint64(l.bytes):
+				return errFull{why: fmt.Sprintf("the note would take the store past its limit of %d bytes (max_state_bytes)", l.bytes)}
+			}
+			if err := tx.Bucket(notesBucket).Put([]byte(name), []byte(note)); err != nil {
+				return err
+			}
+			return putTotals(tx, count, bytes)
+		})
 	})
 	if err != nil {
 		return err
 	}
+	// A full disk, or a quota, refuses the commit; bbolt then keeps the
+	// last committed state.
+	if errors.Is(werr, syscall.ENOSPC) || errors.Is(werr, syscall.EDQUOT) {
+		return errFull{"the disk holding the state is full", werr}
+	}
 	return werr
 }
 
-// save replaces the state file so that after a crash at any instant it holds
-// either the old content or the new, never a mix or nothing: write a
-// temporary file in the same directory, fsync it, rename it over the old one
-// (rename(2) is atomic within a file system), then fsync the directory so the
-// rename itself is on disk.
-func (s *store) save(notes map[string]string) error {
-	data, err := json.Marshal(notes)
+func totals(tx *bolt.Tx) (count, bytes uint64) {
+	m := tx.Bucket(metaBucket)
+	if v := m.Get(countKey); len(v) == 8 {
+		count = binary.BigEndian.Uint64(v)
+	}
+	if v := m.Get(bytesKey); len(v) == 8 {
+		bytes = binary.BigEndian.Uint64(v)
+	}
+	return count, bytes
+}
+
+func putTotals(tx *bolt.Tx, count, bytes uint64) error {
+	m := tx.Bucket(metaBucket)
+	if err := m.Put(countKey, binary.BigEndian.AppendUint64(nil, count)); err != nil {
+		return err
+	}
+	return m.Put(bytesKey, binary.BigEndian.AppendUint64(nil, bytes))
+}
+
+// syncDir fsyncs a directory, so that a file removed from it stays
+// removed after a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(s.path)
-	tmp, err := os.CreateTemp(dir, stateFile+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save state: sync %s: %w", dir, err)
-	}
-	return nil
+	return d.Sync()
 }

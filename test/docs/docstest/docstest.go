@@ -141,6 +141,8 @@ func sameDefault(readme string, v reflect.Value) bool {
 		return readme == x.String()
 	case int:
 		return readme == strconv.Itoa(x)
+	case int64:
+		return readme == strconv.FormatInt(x, 10)
 	case bool:
 		return readme == strconv.FormatBool(x)
 	case string:
