@@ -26,8 +26,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/net/netutil"
-
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/metrics"
 	"example.com/daemon/internal/systemd"
@@ -221,9 +219,12 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	}
 	conns := &connections{metrics: k.Metrics}
 	srv := k.newServer(k.handler(metricsOnMain), conns)
-	// Past max_connections, Accept waits: new clients queue in the kernel's
-	// backlog rather than each costing the daemon a goroutine and buffers.
-	accepting := netutil.LimitListener(ln, k.cfg.HTTP.MaxConnections)
+	// Past max_connections, a new client takes the slot of the connection
+	// that has waited longest without a request (a slowloris, an idle
+	// keep-alive), or, when all are busy, queues in the kernel's backlog
+	// rather than each costing the daemon a goroutine and buffers
+	// (limit.go).
+	accepting := newLimitListener(ln, k.cfg.HTTP.MaxConnections, k.Metrics.ConnectionShed)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(accepting) }()
 
@@ -479,7 +480,11 @@ func (k *kit[C]) newServer(h http.Handler, conns *connections) *http.Server {
 		ErrorLog:          slog.NewLogLogger(k.Logger.Handler(), slog.LevelWarn),
 	}
 	if conns != nil {
-		srv.ConnState = conns.track
+		srv.ConnState = func(c net.Conn, state http.ConnState) {
+			conns.track(c, state)
+			connState(c, state)
+		}
+		srv.ConnContext = connContext
 	}
 	return srv
 }

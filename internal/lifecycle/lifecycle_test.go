@@ -771,19 +771,29 @@ func TestStopAnswersEveryConnectionItAccepted(t *testing.T) {
 // accepts no more connections. The next client waits in the socket's
 // backlog, costing the daemon nothing, and is served once a connection
 // closes.
-func TestMaxConnectionsQueuesTheRest(t *testing.T) {
+// TestMaxConnectionsQueuesTheRestWhenAllAreBusy: past max_connections, when
+// every connection has a request in a handler, a new one waits in the
+// backlog until a slot frees; none is closed to make room.
+func TestMaxConnectionsQueuesTheRestWhenAllAreBusy(t *testing.T) {
 	d := start(t, options{config: "[http]\nmax_connections = 1"})
 	expect(t, d, "STATUS")
 	expect(t, d, "READY", "STATUS")
 	addr := strings.TrimPrefix(d.url, "http://")
-	// The one connection allowed: it has sent nothing yet. The kernel
-	// hands connections to accept(2) in the order they arrived, so it is
-	// the one the daemon takes.
+	// The one connection allowed, busy in a handler for a while.
 	first, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
+	if _, err := io.WriteString(first, "GET /sleep?d=500ms HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	firstResp := bufio.NewReader(first)
+	for deadline := time.Now().Add(wait); metric(t, d, "daemon_http_requests_in_flight") < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request never reached its handler")
+		}
+	}
 	second, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -792,9 +802,13 @@ func TestMaxConnectionsQueuesTheRest(t *testing.T) {
 	if _, err := io.WriteString(second, rawGet); err != nil {
 		t.Fatal(err)
 	}
-	second.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	second.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	if n, err := second.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("the connection past max_connections was answered (%d bytes, %v) while the first was open", n, err)
+		t.Fatalf("the connection past max_connections was answered (%d bytes, %v) while the first was busy", n, err)
+	}
+	first.SetReadDeadline(time.Now().Add(wait))
+	if resp, err := http.ReadResponse(firstResp, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the busy connection: %v, %v; want its whole answer, not a close", resp, err)
 	}
 	first.Close()
 	second.SetReadDeadline(time.Now().Add(wait))
@@ -805,6 +819,69 @@ func TestMaxConnectionsQueuesTheRest(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("the queued connection: %s", resp.Status)
+	}
+	if n := metric(t, d, "daemon_http_connections_shed_total"); n != 0 {
+		t.Errorf("%v connections shed, want 0", n)
+	}
+}
+
+// TestAtMaxConnectionsANewClientTakesTheSlotOfTheLongestWaiting: with every
+// slot held by connections that have not finished their headers (a
+// slowloris) or sit idle between requests, a new client is served at once,
+// long before read_header_timeout would free a slot: the connection that
+// has waited longest is closed to make room, and counted.
+func TestAtMaxConnectionsANewClientTakesTheSlotOfTheLongestWaiting(t *testing.T) {
+	d := start(t, options{config: "[http]\nmax_connections = 3\nread_header_timeout = \"1m\""})
+	expect(t, d, "STATUS")
+	expect(t, d, "READY", "STATUS")
+	addr := strings.TrimPrefix(d.url, "http://")
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Oldest first: two slow clients, headers half sent, then one idle
+	// keep-alive connection that has had its answer.
+	var slow []net.Conn
+	for range 2 {
+		c := dial()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n")
+		slow = append(slow, c)
+	}
+	idle := dial()
+	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // keep-alive
+	if resp, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the keep-alive connection's first request: %v, %v", resp, err)
+	}
+	for deadline := time.Now().Add(wait); metric(t, d, "daemon_http_requests_in_flight") > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never ended")
+		}
+	}
+	// Each new client, which keeps its connection, is served at once, and
+	// the connections that have waited longest go, oldest first: the two
+	// slow ones, then the idle one.
+	for i, want := range []net.Conn{slow[0], slow[1], idle} {
+		start := time.Now()
+		transport := &http.Transport{}
+		t.Cleanup(transport.CloseIdleConnections)
+		resp, err := (&http.Client{Timeout: wait, Transport: transport}).Get(d.url + "/")
+		if err != nil {
+			t.Fatalf("new client %d at max_connections: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		t.Logf("new client %d answered in %s", i, time.Since(start).Round(time.Millisecond))
+		want.SetReadDeadline(time.Now().Add(wait))
+		if n, err := io.Copy(io.Discard, want); err != nil {
+			t.Errorf("the connection waiting longest, after new client %d: %d bytes, %v; want it closed", i, n, err)
+		}
+	}
+	if n := metric(t, d, "daemon_http_connections_shed_total"); n != 3 {
+		t.Errorf("%v connections shed, want 3", n)
 	}
 }
 

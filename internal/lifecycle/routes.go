@@ -26,7 +26,7 @@ func (k *kit[C]) handler(metricsOnMain http.Handler) http.Handler {
 		handle("GET /metrics", metricsOnMain)
 	}
 	k.App.Routes(handle)
-	return mux
+	return markBusy(mux)
 }
 
 // handleHealthz answers 200 while the app's health check passes: the

@@ -39,6 +39,7 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
 	panics   *prometheus.CounterVec
+	shed     prometheus.Counter
 
 	ready           prometheus.Gauge
 	startTime       prometheus.Gauge
@@ -111,6 +112,10 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 			Namespace: namespace, Name: "draining_connections",
 			Help: "Connections still open while the daemon stops; 0 when not stopping.",
 		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "http", Name: "connections_shed_total",
+			Help: "Connections closed at max_connections to make room for a new one: each had waited longest without a request in progress.",
+		}),
 		memoryPressure: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "memory_pressure_events_total",
 			Help: "Times the kernel reported memory pressure ($MEMORY_PRESSURE_WATCH) and the daemon gave memory back.",
@@ -130,7 +135,7 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 		m.watchdogPings.WithLabelValues(result)
 	}
 	reg.MustRegister(
-		m.requests, m.duration, m.inFlight, m.panics,
+		m.requests, m.duration, m.inFlight, m.panics, m.shed,
 		m.ready, m.startTime, m.reloads, m.lastReload, m.lastReloadOK,
 		m.watchdogPings, m.socketActivated, m.draining, m.memoryPressure, buildInfo,
 		collectors.NewGoCollector(),
@@ -340,6 +345,9 @@ func (m *Metrics) WatchdogPing(sent bool) {
 func (m *Metrics) SetSocketActivated(activated bool) {
 	m.socketActivated.Set(boolValue(activated))
 }
+
+// ConnectionShed records a connection closed to make room for a new one.
+func (m *Metrics) ConnectionShed() { m.shed.Inc() }
 
 // MemoryPressure records a memory pressure event the daemon answered.
 func (m *Metrics) MemoryPressure() { m.memoryPressure.Inc() }

@@ -1,0 +1,172 @@
+package lifecycle
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// limitListener serves at most max connections at once, as
+// netutil.LimitListener does, with one difference that matters under
+// attack: when every slot is taken and a new client connects, it makes
+// room by closing the connection that has waited longest without a
+// request in progress, instead of making the new client queue.
+//
+// Such a connection is either one that has not finished sending its
+// request headers (a slowloris client sends them a byte at a time and
+// would otherwise hold its slot until read_header_timeout), or an idle
+// keep-alive connection between two requests, which a client must expect
+// the server to close (RFC 9112, 9.3). A connection whose request is in a
+// handler is never closed: when all of them are busy, new clients queue in
+// the socket's backlog as before. docs/lifecycle.md, step 4, says why.
+type limitListener struct {
+	net.Listener
+	max  int
+	shed func() // counts a connection closed to make room
+
+	mu     sync.Mutex
+	conns  map[*limitedConn]struct{}
+	freed  chan struct{} // a send for each connection that closes
+	closed atomic.Bool
+}
+
+func newLimitListener(ln net.Listener, max int, shed func()) *limitListener {
+	return &limitListener{Listener: ln, max: max, shed: shed, conns: map[*limitedConn]struct{}{}, freed: make(chan struct{}, 1)}
+}
+
+// Accept accepts a connection, then, if that makes one too many, closes
+// the one that has waited longest without a request, or, when every
+// connection is busy, holds the new one until a slot frees.
+func (l *limitListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	lc := &limitedConn{Conn: c, l: l}
+	lc.since.Store(time.Now().UnixNano())
+	for {
+		l.mu.Lock()
+		if len(l.conns) < l.max {
+			l.conns[lc] = struct{}{}
+			l.mu.Unlock()
+			return lc, nil
+		}
+		victim := l.oldestWaiting()
+		l.mu.Unlock()
+		if victim != nil {
+			victim.Close()
+			l.shed()
+			continue
+		}
+		// Every connection is in a request: wait for one to close. The
+		// listener's Close ends the wait too (Accept then fails).
+		if err := l.waitFreed(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+}
+
+// oldestWaiting returns the connection that has waited longest without a
+// request in a handler, or nil if every one has one. l.mu is held.
+func (l *limitListener) oldestWaiting() *limitedConn {
+	var oldest *limitedConn
+	var since int64
+	for c := range l.conns {
+		if c.busy.Load() {
+			continue
+		}
+		if s := c.since.Load(); oldest == nil || s < since {
+			oldest, since = c, s
+		}
+	}
+	return oldest
+}
+
+// waitFreed waits for a connection to close, checking every 10 ms that the
+// listener is still open, so that closing it ends the wait.
+func (l *limitListener) waitFreed() error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.freed:
+			return nil
+		case <-tick.C:
+			if l.closed.Load() {
+				return net.ErrClosed
+			}
+		}
+	}
+}
+
+func (l *limitListener) Close() error {
+	l.closed.Store(true)
+	return l.Listener.Close()
+}
+
+// limitedConn is a connection limitListener counts. It is busy from the
+// moment a handler takes one of its requests until the response is written
+// whole and the connection waits for the next (http.StateIdle); since is
+// when it last began to wait (its accept, or that moment).
+type limitedConn struct {
+	net.Conn
+	l     *limitListener
+	busy  atomic.Bool
+	since atomic.Int64 // Unix nanoseconds
+	once  sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		select {
+		case c.l.freed <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	})
+	return err
+}
+
+// connKey is the context key under which a request finds its connection.
+type connKey struct{}
+
+// connContext puts the connection in the context of its requests
+// (http.Server.ConnContext), for markBusy.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if lc, ok := c.(*limitedConn); ok {
+		return context.WithValue(ctx, connKey{}, lc)
+	}
+	return ctx
+}
+
+// markBusy marks the request's connection busy as h takes the request, so
+// that limitListener never closes it in the middle of one; connState marks
+// it waiting again once the response is out.
+func markBusy(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if lc, ok := r.Context().Value(connKey{}).(*limitedConn); ok {
+			lc.busy.Store(true)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// connState follows a connection's state (http.Server.ConnState): idle
+// again after a response, it waits for a request from now on; taken over
+// by a handler (a WebSocket, say), it is no HTTP connection to shed, and
+// stays busy for good.
+func connState(c net.Conn, state http.ConnState) {
+	lc, ok := c.(*limitedConn)
+	if !ok || state != http.StateIdle {
+		return
+	}
+	lc.since.Store(time.Now().UnixNano())
+	lc.busy.Store(false)
+}
