@@ -38,6 +38,7 @@ type options struct {
 	conns              int
 	requests           int
 	memRounds          int
+	slowlorisFor       time.Duration
 	serverCPU          string
 	clientCPU          string
 	wrk                string
@@ -68,7 +69,8 @@ func main() {
 	flag.StringVar(&o.bare, "bare", "", "baseline (a): the bare server `binary`")
 	flag.StringVar(&o.bareDeps, "bare-deps", "", "baseline (b): the bare server linked with the daemon's dependencies")
 	flag.StringVar(&o.config, "config", "", "the daemon's configuration `file`, installed as $CONFIGURATION_DIRECTORY/config.toml (default: none, the built-in defaults)")
-	flag.StringVar(&o.phases, "phases", "start,reload,http,memory", "which measurements to make")
+	flag.StringVar(&o.phases, "phases", "start,reload,http,memory,notes,slowloris", "which measurements to make")
+	flag.DurationVar(&o.slowlorisFor, "slowloris-for", time.Minute, "how long the slowloris attack lasts")
 	flag.IntVar(&o.starts, "starts", 40, "starts measured per server")
 	flag.IntVar(&o.warmStarts, "warm-starts", 3, "starts per server before measuring (page cache)")
 	flag.IntVar(&o.reloads, "reloads", 200, "reloads measured per server")
@@ -156,6 +158,10 @@ func run(o options) error {
 			err = b.measureHTTP()
 		case "memory":
 			err = b.measureMemory()
+		case "notes":
+			err = b.measureNotes()
+		case "slowloris":
+			err = b.measureSlowloris()
 		default:
 			err = fmt.Errorf("unknown phase %q", phase)
 		}

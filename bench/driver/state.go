@@ -1,0 +1,265 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The example's notes: these phases drive PUT /notes/{name}, which only
+// the example has, so they measure the daemon against itself (100 notes
+// against 10,000; GET /notes against GET /) and against no baseline.
+
+// benchToken is the API token the daemon gets in its credentials
+// directory, as LoadCredential= would give it.
+const benchToken = "bench-token"
+
+// withState returns the daemon's server with a state directory and a
+// credentials directory of its own, both fresh.
+func (b *bench) withState(name string) (*server, error) {
+	state, err := os.MkdirTemp(b.dir, "state-")
+	if err != nil {
+		return nil, err
+	}
+	creds := filepath.Join(state, "credentials")
+	if err := os.Mkdir(creds, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(creds, "api-token"), []byte(benchToken), 0o600); err != nil {
+		return nil, err
+	}
+	return &server{
+		name: name, path: b.daemon.path,
+		args: []string{"-state-dir", state},
+		env:  []string{"CREDENTIALS_DIRECTORY=" + creds},
+	}, nil
+}
+
+// putNotes stores notes named prefix0, prefix1, …, from first up to n,
+// from conns clients at once, each a body of size bytes.
+func putNotes(url, prefix string, first, n, size, conns int) error {
+	client := &http.Client{Timeout: 30 * time.Second}
+	body := bytes.Repeat([]byte("n"), size)
+	var next atomic.Int64
+	next.Store(int64(first))
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				if err := put(client, fmt.Sprintf("%s/notes/%s%d", url, prefix, i), body); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func put(client *http.Client, url string, body []byte) error {
+	req, err := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+benchToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("PUT %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// putLatencies replaces k random notes of the n stored, one at a time, and
+// returns how long each PUT took: a write's cost at that size of store.
+func putLatencies(url string, n, k, size int) ([]time.Duration, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	body := bytes.Repeat([]byte("r"), size)
+	var ds []time.Duration
+	for range k {
+		t0 := time.Now()
+		if err := put(client, fmt.Sprintf("%s/notes/n%d", url, rand.IntN(n)), body); err != nil {
+			return nil, err
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	return ds, nil
+}
+
+// measureNotes: PUT latency with 100 notes stored and with 10,000, GET
+// /notes/{name} throughput against GET /, and the RSS of a daemon holding
+// 10,000 notes of 1 KiB.
+func (b *bench) measureNotes() error {
+	const small, large, size, samples = 100, 10000, 1 << 10, 400
+	s, err := b.withState("daemon")
+	if err != nil {
+		return err
+	}
+	p, url, err := b.serve(s)
+	if err != nil {
+		return err
+	}
+	defer p.kill()
+	if err := putNotes(url, "n", 0, small, size, 4); err != nil {
+		return err
+	}
+	at100, err := putLatencies(url, small, samples, size)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := putNotes(url, "n", small, large, size, 16); err != nil {
+		return err
+	}
+	fill := time.Since(t0)
+	at10k, err := putLatencies(url, large, samples, size)
+	if err != nil {
+		return err
+	}
+	b.rows = append(b.rows,
+		row{measure: fmt.Sprintf("PUT latency p50, %d notes against %d (%d PUTs of 1 KiB each)", large, small, samples),
+			daemon: ms(median(at10k)), a: ms(median(at100)), ratio: fmt.Sprintf("%.2f×", float64(median(at10k))/float64(median(at100)))},
+		row{measure: fmt.Sprintf("PUT latency p99, %d notes against %d", large, small),
+			daemon: ms(pct(at10k, 99)), a: ms(pct(at100, 99)), ratio: fmt.Sprintf("%.2f×", float64(pct(at10k, 99))/float64(pct(at100, 99))),
+			goal: "≤ 1.50×", state: metIf(round2(float64(pct(at10k, 99))/float64(pct(at100, 99))) <= 1.5)},
+	)
+	b.note("notes: the daemon column is the store with %d notes, the bare (a) column with %d; filling from %d to %d with 16 clients took %s (%.0f PUTs/s, each an fsync)",
+		large, small, small, large, fill.Round(time.Millisecond), float64(large-small)/fill.Seconds())
+
+	m, err := p.memory()
+	if err != nil {
+		return err
+	}
+	b.note("RSS with %d notes of 1 KiB stored: VmRSS %s = RssAnon %s + RssFile %s (the database is mapped: its pages are RssFile)", large, mib(m.rss), mib(m.anon), mib(m.file))
+
+	// GET /notes/{name} against GET /, the same daemon, alternating.
+	var notes, greeting []float64
+	for round := range 3 {
+		for _, path := range rotate([]string{"/notes/n42", "/"}, round) {
+			r, err := b.wrk(p, url+path, b.opts.duration)
+			if err != nil {
+				return err
+			}
+			if path == "/" {
+				greeting = append(greeting, r.rps)
+			} else {
+				notes = append(notes, r.rps)
+			}
+		}
+	}
+	b.rows = append(b.rows, row{
+		measure: "GET /notes/{name} (1 KiB) throughput against GET /, req/s (median of 3)",
+		daemon:  fmt.Sprintf("%.0f", medianF(notes)), a: fmt.Sprintf("%.0f", medianF(greeting)),
+		ratio: fmt.Sprintf("%.2f×", medianF(notes)/medianF(greeting)),
+	})
+	b.note("GET /notes/{name}: the daemon column is GET /notes/n42 with %d notes stored, the bare (a) column GET / of the same daemon", large)
+	return p.stop()
+}
+
+// measureSlowloris: a normal client's latency, one request every 20 ms on
+// a new connection, without and then under slowhttptest's slowloris (3 ×
+// max_connections connections, headers a line every 10 s, 500 new a
+// second, for -slowloris-for).
+func (b *bench) measureSlowloris() error {
+	tool, err := exec.LookPath("slowhttptest")
+	if err != nil {
+		b.note("slowloris: slowhttptest is not installed (apt-get install slowhttptest); not measured")
+		return nil
+	}
+	s, err := b.withState("daemon")
+	if err != nil {
+		return err
+	}
+	p, url, err := b.serve(s)
+	if err != nil {
+		return err
+	}
+	defer p.kill()
+	normal := func(d time.Duration) ([]time.Duration, error) {
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		var ds []time.Duration
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			t0 := time.Now()
+			resp, err := client.Get(url + "/")
+			if err != nil {
+				return ds, err
+			}
+			resp.Body.Close()
+			ds = append(ds, time.Since(t0))
+		}
+		return ds, nil
+	}
+	quiet, err := normal(10 * time.Second)
+	if err != nil {
+		return err
+	}
+	conns := 3 * 1024 // the default max_connections, 1024
+	secs := strconv.Itoa(int(b.opts.slowlorisFor.Seconds()))
+	var out bytes.Buffer
+	attack := exec.Command(tool, "-c", strconv.Itoa(conns), "-H", "-i", "10", "-r", "500", "-l", secs, "-u", url+"/")
+	attack.Stdout, attack.Stderr = &out, &out
+	if err := attack.Start(); err != nil {
+		return err
+	}
+	// The attack's first seconds open its connections; measure once they
+	// are there, until it ends.
+	time.Sleep(time.Duration(conns/500+1) * time.Second)
+	under, err := normal(b.opts.slowlorisFor - time.Duration(conns/500+2)*time.Second)
+	attack.Wait()
+	if err != nil {
+		return fmt.Errorf("a normal client under the slowloris: %w\n%s", err, out.String())
+	}
+	worst := slices.Max(under)
+	for _, q := range []struct {
+		name string
+		f    func([]time.Duration) time.Duration
+	}{
+		{"p50", median},
+		{"p99", func(ds []time.Duration) time.Duration { return pct(ds, 99) }},
+		{"max", slices.Max[[]time.Duration]},
+	} {
+		r := row{
+			measure: fmt.Sprintf("normal client under slowhttptest -c %d, %s (%d requests, against %d without)", conns, q.name, len(under), len(quiet)),
+			daemon:  ms(q.f(under)), a: ms(q.f(quiet)), ratio: fmt.Sprintf("%.2f×", float64(q.f(under))/float64(q.f(quiet))),
+		}
+		if q.name == "max" {
+			r.goal, r.state = "< 100 ms", metIf(worst < 100*time.Millisecond)
+		}
+		b.rows = append(b.rows, r)
+	}
+	b.note("slowloris: the daemon column is a normal client under the attack, the bare (a) column the same client without it; max_connections 1024, connections shed: %s", scrape(url+"/metrics", "daemon_http_connections_shed_total"))
+	return p.stop()
+}
+
+// scrape returns one metric's value from a /metrics page, or "?".
+func scrape(url, name string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "?"
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range bytes.Split(body, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte(name+" ")); ok {
+			return string(v)
+		}
+	}
+	return "?"
+}
