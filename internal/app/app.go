@@ -33,9 +33,9 @@ type Config struct {
 	// start.
 	StartDelay config.Duration `toml:"start_delay"`
 	// DebugEndpoints enables POST /debug/wedge, GET /debug/sleep, GET
-	// /debug/panic and GET /debug/alloc, which let tests hang the app, hold
-	// requests open, panic in a handler and load the memory. Off in
-	// production. Reloadable.
+	// /debug/panic, GET /debug/alloc and GET /debug/log, which let tests
+	// hang the app, hold requests open, panic in a handler, load the memory
+	// and log a numbered line. Off in production. Reloadable.
 	DebugEndpoints bool `toml:"debug_endpoints"`
 	// MaxNotes, MaxNoteBytes and MaxStateBytes bound the notes: how many,
 	// how large one may be, and how much all of them take (names and

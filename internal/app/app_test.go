@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -198,5 +199,22 @@ func TestAllocHoldsAndChurnsMemory(t *testing.T) {
 	}
 	if rec := do(a, "GET", "/debug/alloc?live=-1", ""); rec.Code != http.StatusBadRequest {
 		t.Errorf("GET /debug/alloc?live=-1 = %d, want 400", rec.Code)
+	}
+}
+
+func TestLogLogsANumberedLine(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DebugEndpoints = true
+	var logs bytes.Buffer
+	a, err := New(slog.New(slog.NewTextHandler(&logs, nil)), cfg, t.TempDir(), credentials(t, testToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background(), func(string, time.Duration) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if rec := do(a, "GET", "/debug/log?seq=7", ""); rec.Code != http.StatusNoContent || !strings.Contains(logs.String(), "seq=7") {
+		t.Errorf("GET /debug/log?seq=7: %d, logged %q", rec.Code, logs.String())
 	}
 }

@@ -24,6 +24,7 @@ func (a *App) Routes(handle func(pattern string, h http.Handler)) {
 	handle("GET /debug/sleep", a.debugOnly(a.handleSleep()))
 	handle("GET /debug/panic", a.debugOnly(a.handlePanic()))
 	handle("GET /debug/alloc", a.debugOnly(a.handleAlloc()))
+	handle("GET /debug/log", a.debugOnly(a.handleLog()))
 }
 
 // handleGreeting answers with the configured greeting; a reload changes it.
@@ -182,4 +183,18 @@ func gcCycles() uint64 {
 	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// handleLog logs one line with ?seq=, to show that no log record is lost
+// while journald restarts.
+func (a *App) handleLog() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seq, err := strconv.Atoi(r.URL.Query().Get("seq"))
+		if err != nil {
+			http.Error(w, "want ?seq=N", http.StatusBadRequest)
+			return
+		}
+		a.logger.Info("debug log line", "seq", seq)
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
