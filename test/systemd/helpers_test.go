@@ -16,6 +16,7 @@
 //	credentials_test.go the API token: a credential, rotated, encrypted, missing
 //	debug_test.go       DEBUG_INVOCATION after a failure
 //	failure_test.go     failed starts
+//	faults_test.go      a full disk, daemon-reexec, a journald restart, SIGKILL mid-writes
 //	fdstore_test.go     what the daemon keeps in, and takes out of, the FD store
 //	resources_test.go   the Go memory limit, GOMAXPROCS and memory pressure
 //	scenarios_test.go   the socket-activated daemon.service; its first test
