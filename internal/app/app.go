@@ -137,8 +137,10 @@ func (a *App) Apply(cfg Config) {
 	switch changed, err := a.token.load(); {
 	case err != nil && hadToken:
 		a.logger.Warn("could not read the token again; the one read before stays", "err", err)
-	case err != nil:
+	case errors.Is(err, systemd.ErrNoCredential):
 		a.logger.Debug("still no token; writes stay refused", "err", err)
+	case err != nil:
+		a.logger.Warn("could not read the token; writes stay refused", "err", err)
 	case changed:
 		a.logger.Info("the token changed; writes need the new one")
 	}

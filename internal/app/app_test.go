@@ -59,12 +59,15 @@ func do(a *App, method, path, body string) *httptest.ResponseRecorder {
 	return doAuth(a, method, path, body, "Bearer "+testToken)
 }
 
-// doAuth is do with the Authorization header given ("" for none).
+// doAuth is do with the Authorization header given ("" for none). A
+// request that hangs (a wedge that was not refused) ends after 2 s.
 func doAuth(a *App, method, path, body, authorization string) *httptest.ResponseRecorder {
 	mux := http.NewServeMux()
 	a.Routes(func(pattern string, h http.Handler) { mux.Handle(pattern, h) })
 	rec := httptest.NewRecorder()
-	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r := httptest.NewRequestWithContext(ctx, method, path, strings.NewReader(body))
 	if authorization != "" {
 		r.Header.Set("Authorization", authorization)
 	}

@@ -145,8 +145,9 @@ func (a *App) handleAlloc() http.Handler {
 		live, err1 := strconv.Atoi(cmp.Or(q.Get("live"), "0"))
 		garbage, err2 := strconv.Atoi(cmp.Or(q.Get("garbage"), "0"))
 		hold, err3 := time.ParseDuration(cmp.Or(q.Get("hold"), "0s"))
-		if err := errors.Join(err1, err2, err3); err != nil || live < 0 || garbage < 0 {
-			http.Error(w, "want ?live=MiB&garbage=MiB&hold=DURATION", http.StatusBadRequest)
+		// Bounded, although only tests turn it on: 4 GiB held, 64 GiB churned.
+		if err := errors.Join(err1, err2, err3); err != nil || live < 0 || live > 4096 || garbage < 0 || garbage > 65536 || hold > time.Minute {
+			http.Error(w, "want ?live=MiB (at most 4096)&garbage=MiB (at most 65536)&hold=DURATION (at most 1m)", http.StatusBadRequest)
 			return
 		}
 		before := gcCycles()

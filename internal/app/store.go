@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // store keeps the notes in a bbolt database in the state directory: one
@@ -58,7 +59,7 @@ const lockWait = 100 * time.Millisecond
 func openStore(dir string) (*store, error) {
 	path := filepath.Join(dir, dbFile)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("state directory %s is in use by another process (it holds the lock on %s)", dir, dbFile)
 	}
 	if err != nil {

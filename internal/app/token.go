@@ -25,11 +25,11 @@ type token struct {
 	why    atomic.Pointer[string]            // why, when digest is nil
 }
 
-// load reads the credential. A missing one turns writes off (the error
-// says how to provide it) and is returned for the caller to log; an
-// unreadable one is returned and changes nothing. A read that fails keeps
-// the token that was there, so a reload never opens or closes writes by
-// accident.
+// load reads the credential. Any error is returned for the caller to log,
+// and changes nothing: before a token was read, writes stay refused (the
+// error says how to provide one); after, the token read before stays, so a
+// reload never opens or closes writes by accident, and a credential
+// removed is revoked only by a restart.
 func (t *token) load() (changed bool, err error) {
 	secret, err := t.creds.Read(tokenName)
 	if err != nil {

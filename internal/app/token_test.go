@@ -38,9 +38,12 @@ func TestWritesNeedTheToken(t *testing.T) {
 	if rec := do(a, "GET", "/notes/n", ""); rec.Code != http.StatusNotFound {
 		t.Errorf("a refused PUT stored something: GET = %d", rec.Code)
 	}
-	// The scheme is case-insensitive, the token is not.
-	if rec := doAuth(a, "PUT", "/notes/n", "x", "bearer "+testToken); rec.Code != http.StatusNoContent {
-		t.Errorf("PUT with the token: %d %s", rec.Code, rec.Body)
+	// The scheme is case-insensitive, the token is not; spaces around it
+	// do not count.
+	for _, auth := range []string{"bearer " + testToken, "Bearer   " + testToken + " "} {
+		if rec := doAuth(a, "PUT", "/notes/n", "x", auth); rec.Code != http.StatusNoContent {
+			t.Errorf("PUT with Authorization %q: %d %s", auth, rec.Code, rec.Body)
+		}
 	}
 	if rec := doAuth(a, "PUT", "/notes/n", "x", "Bearer "+strings.ToUpper(testToken)); rec.Code != http.StatusUnauthorized {
 		t.Errorf("PUT with the token in upper case: %d, want 401", rec.Code)

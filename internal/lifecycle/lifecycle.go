@@ -621,8 +621,8 @@ func (k *kit[C]) watchMemoryPressure(ctx context.Context) {
 		}
 		before := heapReleased()
 		debug.FreeOSMemory()
-		k.Metrics.MemoryPressure()
 		k.Logger.Debug("memory pressure: memory given back to the kernel", "released_bytes", heapReleased()-before)
+		k.Metrics.MemoryPressure()
 	})
 	if err != nil {
 		k.Logger.Warn("not watching for memory pressure", "err", err)

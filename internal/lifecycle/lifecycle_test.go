@@ -1352,6 +1352,16 @@ func TestMemoryPressureGivesMemoryBack(t *testing.T) {
 	if n := strings.Count(d.logs.String(), "memory pressure: memory given back to the kernel"); n != 2 {
 		t.Errorf("%d debug lines for 2 events:\n%s", n, d.logs)
 	}
+	// The watch ends with the daemon: once Run has returned, nobody has
+	// the FIFO open for reading.
+	signal(t, syscall.SIGTERM)
+	d.stopped(t)
+	if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); !errors.Is(err, syscall.ENXIO) {
+		if err == nil {
+			f.Close()
+		}
+		t.Errorf("opening the FIFO for writing after Run returned: %v, want ENXIO (no reader left)", err)
+	}
 }
 
 // TestAMemoryPressureWatchThatCannotBeSetUpIsLoggedOnce: a path that cannot

@@ -145,8 +145,9 @@ const openFilesNeeded = 64
 
 // checkOpenFiles says when max_connections cannot all be open at once
 // under the process's limit on open files (LimitNOFILE= in the unit; Go
-// raises the soft limit to the hard one at start). A connection past the
-// limit is not queued but fails in accept with EMFILE.
+// raises the soft limit to the hard one at start). Past the limit accept
+// fails with EMFILE: net/http logs "Accept error" and retries with a
+// growing pause, while new clients wait in the backlog.
 func checkOpenFiles(maxConnections int) error {
 	var l syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -78,7 +79,7 @@ func TestTheMemoryLimitFollowsTheCgroup(t *testing.T) {
 			}
 			want := memoryLimit{Limit: math.MaxInt64}
 			if tc.cgroup != 0 {
-				want = memoryLimit{Limit: int64(float64(tc.cgroup) * memoryLimitShare), Cgroup: tc.cgroup, From: filepath.Join(root, tc.from)}
+				want = memoryLimit{Limit: tc.cgroup * 9 / 10, Cgroup: tc.cgroup, From: filepath.Join(root, tc.from)}
 			}
 			if got != want {
 				t.Errorf("setMemoryLimit = %+v, want %+v", got, want)
@@ -132,5 +133,29 @@ func TestCheckOpenFiles(t *testing.T) {
 	}
 	if err := checkOpenFiles(fits + 1); err == nil || !strings.Contains(err.Error(), "LimitNOFILE=") {
 		t.Errorf("max_connections = %d under a limit of %d: %v, want an error saying LimitNOFILE=", fits+1, l.Cur, err)
+	}
+}
+
+// TestTheLimitLineSaysWhereTheLimitCameFrom: the start's log line has the
+// limit, its source and the cgroup's limit, or says there is none.
+func TestTheLimitLineSaysWhereTheLimitCameFrom(t *testing.T) {
+	for _, tc := range []struct {
+		l    memoryLimit
+		want string
+	}{
+		{memoryLimit{Limit: math.MaxInt64}, "GOMEMLIMIT.bytes=none"},
+		{memoryLimit{Limit: 90, Cgroup: 100, From: "/sys/fs/cgroup/x/memory.high"}, "GOMEMLIMIT.bytes=90 GOMEMLIMIT.from=/sys/fs/cgroup/x/memory.high GOMEMLIMIT.cgroup_limit=100"},
+		{memoryLimit{Limit: 50, From: "GOMEMLIMIT"}, "GOMEMLIMIT.bytes=50 GOMEMLIMIT.from=GOMEMLIMIT"},
+	} {
+		var b strings.Builder
+		slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey {
+				return slog.Attr{}
+			}
+			return a
+		}})).Info("", tc.l.attr())
+		if got := strings.TrimSpace(b.String()); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.l, got, tc.want)
+		}
 	}
 }

@@ -255,3 +255,34 @@ func TestWatchMemoryPressureUnixSocketGetsWriteAndCallsOnPressure(t *testing.T) 
 		t.Errorf("got %v after hang-up, want an error naming %s", err, path)
 	}
 }
+
+// TestWatchMemoryPressureClosesWhatItOpenedOnAnError: a watch that cannot
+// be set up (the write refused, the file not PSI) leaves no descriptor open.
+func TestWatchMemoryPressureClosesWhatItOpenedOnAnError(t *testing.T) {
+	plain := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(plain, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := func() int {
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(fds)
+	}
+	watches := []MemoryPressure{{Watch: plain, Write: b64("some 150000 1000000")}}
+	if _, err := os.Stat(psiMemory); err == nil {
+		watches = append(watches, MemoryPressure{Watch: psiMemory, Write: b64("bogus")})
+	}
+	before := open()
+	for range 20 {
+		for _, w := range watches {
+			if err := WatchMemoryPressure(t.Context(), w, func() {}); err == nil {
+				t.Fatalf("%+v: no error", w)
+			}
+		}
+	}
+	if after := open(); after > before {
+		t.Errorf("%d descriptors open after %d failed watches, %d before", after, 20*len(watches), before)
+	}
+}
