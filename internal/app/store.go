@@ -81,7 +81,7 @@ func openStore(dir string) (*store, error) {
 func (s *store) migrate(path string) error {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return s.db.Update(createBuckets)
+		return s.ensureBuckets()
 	}
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", path, err)
@@ -115,6 +115,20 @@ func (s *store) migrate(path string) error {
 		return fmt.Errorf("migrate: remove %s: %w", path, err)
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// ensureBuckets creates the buckets in a new database. An existing one has
+// them, and is only read: a write transaction would cost the start an
+// fsync.
+func (s *store) ensureBuckets() error {
+	var have bool
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		have = tx.Bucket(notesBucket) != nil && tx.Bucket(metaBucket) != nil
+		return nil
+	}); err != nil || have {
+		return err
+	}
+	return s.db.Update(createBuckets)
 }
 
 func createBuckets(tx *bolt.Tx) error {
