@@ -46,6 +46,20 @@ type Config struct {
 	MaxStateBytes int64 `toml:"max_state_bytes"`
 }
 
+// Validate refuses limits that are not positive (config.Validator): none
+// would let a note in, and a negative one would read as no limit at all.
+func (c *Config) Validate() error {
+	for _, l := range []struct {
+		key string
+		n   int64
+	}{{"max_notes", int64(c.MaxNotes)}, {"max_note_bytes", c.MaxNoteBytes}, {"max_state_bytes", c.MaxStateBytes}} {
+		if l.n <= 0 {
+			return &config.Error{Key: l.key, Err: fmt.Errorf("%d: must be positive", l.n)}
+		}
+	}
+	return nil
+}
+
 // DefaultConfig returns the app's settings when the file does not set them.
 // The limits fit the unit's MemoryMax=: the database is mapped into memory,
 // and its pages count against the cgroup as they are read.

@@ -213,16 +213,20 @@ func (s *store) put(ctx context.Context, name, note string, l limits) error {
 	err := s.do(ctx, func() {
 		werr = s.db.Update(func(tx *bolt.Tx) error {
 			count, bytes := totals(tx)
-			if old := tx.Bucket(notesBucket).Get([]byte(name)); old != nil {
+			old := tx.Bucket(notesBucket).Get([]byte(name))
+			if old != nil {
 				bytes -= uint64(len(name) + len(old))
 			} else {
 				count++
 			}
 			bytes += uint64(len(name) + len(note))
+			// Only what grows the store is refused: a note replaced by
+			// one no larger is let through past a limit that a reload
+			// lowered, or that a migration overran.
 			switch {
-			case count > uint64(l.notes):
+			case old == nil && count > uint64(l.notes):
 				return errFull{why: fmt.Sprintf("the store holds its limit of %d notes (max_notes)", l.notes)}
-			case bytes > uint64(l.bytes):
+			case len(note) > len(old) && bytes > uint64(l.bytes):
 				return errFull{why: fmt.Sprintf("the note would take the store past its limit of %d bytes (max_state_bytes)", l.bytes)}
 			}
 			if err := tx.Bucket(notesBucket).Put([]byte(name), []byte(note)); err != nil {
@@ -234,12 +238,16 @@ func (s *store) put(ctx context.Context, name, note string, l limits) error {
 	if err != nil {
 		return err
 	}
-	// A full disk, or a quota, refuses the commit; bbolt then keeps the
-	// last committed state.
-	if errors.Is(werr, syscall.ENOSPC) || errors.Is(werr, syscall.EDQUOT) {
-		return errFull{"the disk holding the state is full", werr}
+	return diskFull(werr)
+}
+
+// diskFull turns a commit a full disk, or a quota, refused into errFull;
+// bbolt then keeps the last committed state.
+func diskFull(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return errFull{"the disk holding the state is full", err}
 	}
-	return werr
+	return err
 }
 
 func totals(tx *bolt.Tx) (count, bytes uint64) {

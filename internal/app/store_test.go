@@ -9,8 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"example.com/daemon/internal/config"
 )
 
 // TestLimitsAnswer507AndKeepWhatWasStored: past max_notes, or
@@ -191,5 +194,89 @@ func TestABrokenJSONStateFileStopsTheStart(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Errorf("the broken file is gone: %v", err)
+	}
+}
+
+// TestTheByteLimitCountsWhatANoteReplaces: max_state_bytes counts the
+// notes as they are, so replacing one frees what it took, a store exactly
+// at the limit is allowed, and one byte more is not.
+func TestTheByteLimitCountsWhatANoteReplaces(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxStateBytes = 100
+	a := newApp(t, t.TempDir(), cfg)
+	note := strings.Repeat("x", 60) // with its name "n", 61 bytes
+	for i := range 3 {
+		if rec := do(a, "PUT", "/notes/n", note); rec.Code != http.StatusNoContent {
+			t.Fatalf("replacing a 61-byte note under max_state_bytes = 100, time %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	if rec := do(a, "PUT", "/notes/m", strings.Repeat("y", 38)); rec.Code != http.StatusNoContent {
+		t.Errorf("a note that fills the store to exactly 100 bytes: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(a, "PUT", "/notes/m", strings.Repeat("y", 39)); rec.Code != http.StatusInsufficientStorage {
+		t.Errorf("the same note one byte larger: %d, want 507", rec.Code)
+	}
+}
+
+// TestAReplaceThatDoesNotGrowPassesALoweredLimit: after a reload lowers the
+// limits below what is stored, a note can still be replaced by one no
+// larger; only growth is refused.
+func TestAReplaceThatDoesNotGrowPassesALoweredLimit(t *testing.T) {
+	cfg := DefaultConfig()
+	a := newApp(t, t.TempDir(), cfg)
+	for _, name := range []string{"a", "b", "c"} {
+		do(a, "PUT", "/notes/"+name, "twelve bytes")
+	}
+	cfg.MaxNotes, cfg.MaxStateBytes = 1, 10
+	a.Apply(cfg)
+	if rec := do(a, "PUT", "/notes/a", "shorter"); rec.Code != http.StatusNoContent {
+		t.Errorf("a smaller note in place of one, over lowered limits: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(a, "PUT", "/notes/b", "a longer note than it was"); rec.Code != http.StatusInsufficientStorage {
+		t.Errorf("a larger note over the lowered max_state_bytes: %d, want 507", rec.Code)
+	}
+	if rec := do(a, "PUT", "/notes/d", "x"); rec.Code != http.StatusInsufficientStorage {
+		t.Errorf("a new note over the lowered max_notes: %d, want 507", rec.Code)
+	}
+}
+
+func TestAQuotaIsAFullDisk(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT} {
+		err := diskFull(fmt.Errorf("write notes.db: %w", errno))
+		var full errFull
+		if !errors.As(err, &full) || strings.Contains(full.why, "notes.db") {
+			t.Errorf("%v: %v, want errFull without the file's name for the client", errno, err)
+		}
+	}
+	if err := diskFull(syscall.EIO); !errors.Is(err, syscall.EIO) || errors.As(err, new(errFull)) {
+		t.Errorf("EIO: %v, want it as it is", err)
+	}
+}
+
+// TestAMigrationThatFailsKeepsTheFile: a JSON state the database refuses
+// (bbolt takes no empty key) stops the start, and the file stays.
+func TestAMigrationThatFailsKeepsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, jsonFile)
+	if err := os.WriteFile(path, []byte(`{"a":"1","":"x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := openStore(dir); err == nil {
+		s.close()
+		t.Fatal("the migration of a note bbolt cannot store succeeded")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the JSON file after a failed migration: %v, want it kept", err)
+	}
+}
+
+func TestNonPositiveLimitsAreRefused(t *testing.T) {
+	for _, line := range []string{"max_notes = 0", "max_note_bytes = -1", "max_state_bytes = 0"} {
+		cfg := DefaultConfig()
+		_, err := config.Parse("config.toml", []byte(line), &cfg)
+		key, _, _ := strings.Cut(line, " ")
+		if err == nil || !strings.Contains(err.Error(), "config.toml") || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want an error naming the file and the key", line, err)
+		}
 	}
 }

@@ -60,8 +60,10 @@ type HTTP struct {
 	// MaxHeaderBytes bounds the request line and headers; bigger requests
 	// get 431.
 	MaxHeaderBytes int `toml:"max_header_bytes"`
-	// MaxConnections bounds the connections served at once; more wait in
-	// the listening socket's backlog until one closes.
+	// MaxConnections bounds the connections served at once. Past it a new
+	// one takes the slot of the connection that has waited longest without
+	// a request, or, when all have one, waits in the listening socket's
+	// backlog (internal/lifecycle/limit.go).
 	MaxConnections int `toml:"max_connections"`
 }
 
@@ -151,6 +153,16 @@ func Parse(name string, data []byte, app any) (Config, error) {
 		return Config{}, &Error{File: name, Line: line, Column: col, Key: strings.Join(de.Key(), "."),
 			Err: errors.New("unknown key (misspelt, or not supported by this version)")}
 	}
+	if v, ok := app.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				e.File = name
+				return Config{}, e
+			}
+			return Config{}, &Error{File: name, Err: err}
+		}
+	}
 	// The only checks that the decoder cannot make itself. It no longer
 	// knows the lines, so these errors name the key.
 	for _, c := range []struct {
@@ -162,6 +174,13 @@ func Parse(name string, data []byte, app any) (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// Validator is an app's settings that check themselves once decoded, for
+// what the decoder cannot check (a number that must be positive). Return
+// an *Error with Key set, and Parse adds the file's name.
+type Validator interface {
+	Validate() error
 }
 
 // decode decodes data into v, strictly, and returns the keys v has no field

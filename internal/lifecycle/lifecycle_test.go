@@ -767,10 +767,6 @@ func TestStopAnswersEveryConnectionItAccepted(t *testing.T) {
 	}
 }
 
-// TestMaxConnectionsQueuesTheRest: past max_connections the daemon
-// accepts no more connections. The next client waits in the socket's
-// backlog, costing the daemon nothing, and is served once a connection
-// closes.
 // TestMaxConnectionsQueuesTheRestWhenAllAreBusy: past max_connections, when
 // every connection has a request in a handler, a new one waits in the
 // backlog until a slot frees; none is closed to make room.
@@ -785,7 +781,7 @@ func TestMaxConnectionsQueuesTheRestWhenAllAreBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	if _, err := io.WriteString(first, "GET /sleep?d=500ms HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(first, "GET /sleep?d=500ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	firstResp := bufio.NewReader(first)
@@ -1398,4 +1394,73 @@ func TestAMemoryPressureWatchThatCannotBeSetUpIsLoggedOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAConnectionThatGoesIdleMakesRoomForAQueuedOne: when every connection
+// is busy a new client waits; the moment one of them has answered and waits
+// idle on keep-alive, the new client takes its slot, without waiting for
+// idle_timeout.
+func TestAConnectionThatGoesIdleMakesRoomForAQueuedOne(t *testing.T) {
+	d := start(t, options{config: "[http]\nmax_connections = 1\nidle_timeout = \"1m\""})
+	d.ready(t)
+	addr := strings.TrimPrefix(d.url, "http://")
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	io.WriteString(first, "GET /sleep?d=300ms HTTP/1.1\r\nHost: x\r\n\r\n") // keep-alive
+	for deadline := time.Now().Add(wait); metric(t, d, "daemon_http_requests_in_flight") < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request never reached its handler")
+		}
+	}
+	start := time.Now()
+	resp, err := (&http.Client{Timeout: wait}).Get(d.url + "/")
+	if err != nil {
+		t.Fatalf("the queued client: %v", err)
+	}
+	resp.Body.Close()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the queued client waited %s: longer than the first request, as if for idle_timeout", took)
+	}
+	first.SetReadDeadline(time.Now().Add(wait))
+	if r, err := http.ReadResponse(bufio.NewReader(first), nil); err != nil || r.StatusCode != 200 {
+		t.Errorf("the first connection's answer: %v, %v; want it whole before the close", r, err)
+	}
+}
+
+// TestAStopServesTheConnectionAcceptWasHolding: a client queued past
+// max_connections behind a busy connection when the stop begins is
+// answered by the drain, not reset.
+func TestAStopServesTheConnectionAcceptWasHolding(t *testing.T) {
+	d := start(t, options{config: "drain_timeout = \"10s\"\n[http]\nmax_connections = 1"})
+	d.ready(t)
+	addr := strings.TrimPrefix(d.url, "http://")
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	io.WriteString(first, "GET /sleep?d=500ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	for deadline := time.Now().Add(wait); metric(t, d, "daemon_http_requests_in_flight") < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request never reached its handler")
+		}
+	}
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	io.WriteString(second, rawGet)
+	time.Sleep(50 * time.Millisecond) // let Accept take it and hold it
+	signal(t, syscall.SIGTERM)
+	second.SetReadDeadline(time.Now().Add(wait))
+	resp, err := http.ReadResponse(bufio.NewReader(second), nil)
+	if err != nil {
+		t.Fatalf("the held connection during the stop: %v, want an answer", err)
+	}
+	resp.Body.Close()
+	d.stopped(t)
 }

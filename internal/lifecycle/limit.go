@@ -22,6 +22,10 @@ import (
 // the server to close (RFC 9112, 9.3). A connection whose request is in a
 // handler is never closed: when all of them are busy, new clients queue in
 // the socket's backlog as before. docs/lifecycle.md, step 4, says why.
+//
+// Each accept at the limit looks at every connection, under the lock
+// their closes take too: cheap at the default of 1024, and worth a list
+// ordered by age for limits far larger.
 type limitListener struct {
 	net.Listener
 	max  int
@@ -39,7 +43,7 @@ func newLimitListener(ln net.Listener, max int, shed func()) *limitListener {
 
 // Accept accepts a connection, then, if that makes one too many, closes
 // the one that has waited longest without a request, or, when every
-// connection is busy, holds the new one until a slot frees.
+// connection is busy, holds the new one until one closes or goes idle.
 func (l *limitListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
@@ -54,40 +58,63 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			return lc, nil
 		}
-		victim := l.oldestWaiting()
+		victim := l.takeOldestWaiting()
 		l.mu.Unlock()
 		if victim != nil {
 			victim.Close()
 			l.shed()
 			continue
 		}
-		// Every connection is in a request: wait for one to close. The
-		// listener's Close ends the wait too (Accept then fails).
+		// Every connection is in a request: wait for one to close or to
+		// go idle. If the listener is closed meanwhile (the stop), the
+		// connection held here is served all the same, over the limit:
+		// its client had connected, and the drain answers it.
 		if err := l.waitFreed(); err != nil {
-			c.Close()
-			return nil, err
+			l.mu.Lock()
+			l.conns[lc] = struct{}{}
+			l.mu.Unlock()
+			return lc, nil
 		}
 	}
 }
 
-// oldestWaiting returns the connection that has waited longest without a
-// request in a handler, or nil if every one has one. l.mu is held.
-func (l *limitListener) oldestWaiting() *limitedConn {
-	var oldest *limitedConn
-	var since int64
-	for c := range l.conns {
-		if c.busy.Load() {
-			continue
+// takeOldestWaiting marks the connection that has waited longest without
+// a request in a handler as shed and takes it out of the count, or returns
+// nil if every one has a request. l.mu is held. The mark is a compare and
+// swap that markBusy makes too, so a handler that takes a request at this
+// instant either wins, and the connection is not shed, or finds it shed.
+func (l *limitListener) takeOldestWaiting() *limitedConn {
+	for {
+		var oldest *limitedConn
+		var since int64
+		for c := range l.conns {
+			if c.state.Load() != waiting {
+				continue
+			}
+			if s := c.since.Load(); oldest == nil || s < since {
+				oldest, since = c, s
+			}
 		}
-		if s := c.since.Load(); oldest == nil || s < since {
-			oldest, since = c, s
+		if oldest == nil {
+			return nil
+		}
+		if oldest.state.CompareAndSwap(waiting, shed) {
+			delete(l.conns, oldest)
+			return oldest
 		}
 	}
-	return oldest
 }
 
-// waitFreed waits for a connection to close, checking every 10 ms that the
-// listener is still open, so that closing it ends the wait.
+// wake tells an Accept waiting for a slot to look again.
+func (l *limitListener) wake() {
+	select {
+	case l.freed <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// waitFreed waits for a connection to close or go idle, checking every
+// 10 ms that the listener is still open, so that closing it ends the wait.
 func (l *limitListener) waitFreed() error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -108,6 +135,13 @@ func (l *limitListener) Close() error {
 	return l.Listener.Close()
 }
 
+// A connection's state, for limitListener.
+const (
+	waiting int32 = iota // for a request: its first, or its next
+	busy                 // a handler has its request, until the response is out
+	shed                 // closed to make room
+)
+
 // limitedConn is a connection limitListener counts. It is busy from the
 // moment a handler takes one of its requests until the response is written
 // whole and the connection waits for the next (http.StateIdle); since is
@@ -115,7 +149,7 @@ func (l *limitListener) Close() error {
 type limitedConn struct {
 	net.Conn
 	l     *limitListener
-	busy  atomic.Bool
+	state atomic.Int32
 	since atomic.Int64 // Unix nanoseconds
 	once  sync.Once
 }
@@ -126,10 +160,7 @@ func (c *limitedConn) Close() error {
 		c.l.mu.Lock()
 		delete(c.l.conns, c)
 		c.l.mu.Unlock()
-		select {
-		case c.l.freed <- struct{}{}:
-		default: // a wake-up is pending already
-		}
+		c.l.wake()
 	})
 	return err
 }
@@ -149,10 +180,15 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 // markBusy marks the request's connection busy as h takes the request, so
 // that limitListener never closes it in the middle of one; connState marks
 // it waiting again once the response is out.
+//
+// A request whose connection was shed between its headers' arrival and
+// this point is not served: the connection is closing already, and
+// http.ErrAbortHandler makes net/http drop it without writing a response
+// (returning would send an empty 200).
 func markBusy(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if lc, ok := r.Context().Value(connKey{}).(*limitedConn); ok {
-			lc.busy.Store(true)
+		if lc, ok := r.Context().Value(connKey{}).(*limitedConn); ok && !lc.state.CompareAndSwap(waiting, busy) {
+			panic(http.ErrAbortHandler)
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -168,5 +204,8 @@ func connState(c net.Conn, state http.ConnState) {
 		return
 	}
 	lc.since.Store(time.Now().UnixNano())
-	lc.busy.Store(false)
+	if lc.state.CompareAndSwap(busy, waiting) {
+		// An Accept may be waiting for a connection it can shed.
+		lc.l.wake()
+	}
 }
