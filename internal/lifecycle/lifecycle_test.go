@@ -785,11 +785,7 @@ func TestMaxConnectionsQueuesTheRestWhenAllAreBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	firstResp := bufio.NewReader(first)
-	for deadline := time.Now().Add(wait); metric(t, d, "daemon_http_requests_in_flight") < 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first request never reached its handler")
-		}
-	}
+	inFlight(t, d, 1)
 	second, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -852,11 +848,7 @@ func TestAtMaxConnectionsANewClientTakesTheSlotOfTheLongestWaiting(t *testing.T)
 	if resp, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("the keep-alive connection's first request: %v, %v", resp, err)
 	}
-	for deadline := time.Now().Add(wait); metric(t, d, "daemon_http_requests_in_flight") > 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the request never ended")
-		}
-	}
+	inFlight(t, d, 0)
 	// Each new client, which keeps its connection, is served at once, and
 	// the connections that have waited longest go, oldest first: the two
 	// slow ones, then the idle one.
@@ -1410,11 +1402,7 @@ func TestAConnectionThatGoesIdleMakesRoomForAQueuedOne(t *testing.T) {
 	}
 	defer first.Close()
 	io.WriteString(first, "GET /sleep?d=300ms HTTP/1.1\r\nHost: x\r\n\r\n") // keep-alive
-	for deadline := time.Now().Add(wait); metric(t, d, "daemon_http_requests_in_flight") < 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first request never reached its handler")
-		}
-	}
+	inFlight(t, d, 1)
 	start := time.Now()
 	resp, err := (&http.Client{Timeout: wait}).Get(d.url + "/")
 	if err != nil {
@@ -1443,11 +1431,7 @@ func TestAStopServesTheConnectionAcceptWasHolding(t *testing.T) {
 	}
 	defer first.Close()
 	io.WriteString(first, "GET /sleep?d=500ms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	for deadline := time.Now().Add(wait); metric(t, d, "daemon_http_requests_in_flight") < 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first request never reached its handler")
-		}
-	}
+	inFlight(t, d, 1)
 	second, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -1463,4 +1447,15 @@ func TestAStopServesTheConnectionAcceptWasHolding(t *testing.T) {
 	}
 	resp.Body.Close()
 	d.stopped(t)
+}
+
+// inFlight waits until n requests are in a handler, as the daemon's gauge
+// counts them.
+func inFlight(t *testing.T, d *daemon, n float64) {
+	t.Helper()
+	for deadline := time.Now().Add(wait); metric(t, d, "daemon_http_requests_in_flight") != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never %v requests in flight", n)
+		}
+	}
 }
