@@ -33,7 +33,7 @@ type limitListener struct {
 
 	mu     sync.Mutex
 	conns  map[*limitedConn]struct{}
-	freed  chan struct{} // a send for each connection that closes
+	freed  chan struct{} // a send when a connection closes or goes idle
 	closed atomic.Bool
 }
 
