@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -25,25 +26,25 @@ import (
 // directory, as LoadCredential= would give it.
 const benchToken = "bench-token"
 
-// withState returns the daemon's server with a state directory and a
-// credentials directory of its own, both fresh.
-func (b *bench) withState(name string) (*server, error) {
+// serveWithState starts the daemon with a state directory and a
+// credentials directory of its own, both fresh, as serve starts a server.
+func (b *bench) serveWithState() (*process, string, error) {
 	state, err := os.MkdirTemp(b.dir, "state-")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	creds := filepath.Join(state, "credentials")
 	if err := os.Mkdir(creds, 0o700); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := os.WriteFile(filepath.Join(creds, "api-token"), []byte(benchToken), 0o600); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return &server{
-		name: name, path: b.daemon.path,
+	return b.serve(&server{
+		name: "daemon", path: b.daemon.path,
 		args: []string{"-state-dir", state},
 		env:  []string{"CREDENTIALS_DIRECTORY=" + creds},
-	}, nil
+	})
 }
 
 // putNotes stores notes named prefix0, prefix1, …, from first up to n,
@@ -106,14 +107,12 @@ func putLatencies(url string, n, k, size int) ([]time.Duration, error) {
 
 // measureNotes: PUT latency with 100 notes stored and with 10,000, GET
 // /notes/{name} throughput against GET /, and the RSS of a daemon holding
-// 10,000 notes of 1 KiB.
+// 10,000 notes of 1 KiB. The two stores are two daemons, filled first,
+// then timed in alternating rounds once the disk has written the fill, so
+// that the disk's own pace weighs on both alike.
 func (b *bench) measureNotes() error {
-	const small, large, size, samples = 100, 10000, 1 << 10, 400
-	s, err := b.withState("daemon")
-	if err != nil {
-		return err
-	}
-	p, url, err := b.serve(s)
+	const small, large, size, rounds, perRound = 100, 10000, 1 << 10, 16, 100
+	p, url, err := b.serveWithState()
 	if err != nil {
 		return err
 	}
@@ -124,31 +123,46 @@ func (b *bench) measureNotes() error {
 		b.note("notes: the daemon has no PUT /notes/{name} (the example's): not measured (%v)", err)
 		return p.stop()
 	}
-	if err := putNotes(url, "n", 0, small, size, 4); err != nil {
+	smallP, smallURL, err := b.serveWithState()
+	if err != nil {
 		return err
 	}
-	at100, err := putLatencies(url, small, samples, size)
-	if err != nil {
+	defer smallP.kill()
+	if err := putNotes(smallURL, "n", 0, small, size, 4); err != nil {
 		return err
 	}
 	t0 := time.Now()
-	if err := putNotes(url, "n", small, large, size, 16); err != nil {
+	if err := putNotes(url, "n", 0, large, size, 16); err != nil {
 		return err
 	}
 	fill := time.Since(t0)
-	at10k, err := putLatencies(url, large, samples, size)
-	if err != nil {
+	syscall.Sync()
+	var at100, at10k []time.Duration
+	for round := range rounds {
+		for _, big := range rotate([]bool{false, true}, round) {
+			u, n, dst := smallURL, small, &at100
+			if big {
+				u, n, dst = url, large, &at10k
+			}
+			ds, err := putLatencies(u, n, perRound, size)
+			if err != nil {
+				return err
+			}
+			*dst = append(*dst, ds...)
+		}
+	}
+	if err := smallP.stop(); err != nil {
 		return err
 	}
 	b.rows = append(b.rows,
-		row{measure: fmt.Sprintf("PUT latency p50, %d notes against %d (%d PUTs of 1 KiB each)", large, small, samples),
+		row{measure: fmt.Sprintf("PUT latency p50, %d notes against %d (%d PUTs of 1 KiB each, %d rounds)", large, small, rounds*perRound, rounds),
 			daemon: ms(median(at10k)), a: ms(median(at100)), ratio: fmt.Sprintf("%.2f×", float64(median(at10k))/float64(median(at100)))},
 		row{measure: fmt.Sprintf("PUT latency p99, %d notes against %d", large, small),
 			daemon: ms(pct(at10k, 99)), a: ms(pct(at100, 99)), ratio: fmt.Sprintf("%.2f×", float64(pct(at10k, 99))/float64(pct(at100, 99))),
 			goal: "≤ 1.50×", state: metIf(round2(float64(pct(at10k, 99))/float64(pct(at100, 99))) <= 1.5)},
 	)
-	b.note("notes: the daemon column is the store with %d notes, the bare (a) column with %d; filling from %d to %d with 16 clients took %s (%.0f PUTs/s, each an fsync)",
-		large, small, small, large, fill.Round(time.Millisecond), float64(large-small)/fill.Seconds())
+	b.note("notes: the daemon column is a store with %d notes, the bare (a) column one with %d, timed in alternating rounds; filling to %d with 16 clients took %s (%.0f PUTs/s, each an fsync)",
+		large, small, large, fill.Round(time.Millisecond), float64(large)/fill.Seconds())
 
 	m, err := p.memory()
 	if err != nil {
@@ -190,11 +204,7 @@ func (b *bench) measureSlowloris() error {
 		b.note("slowloris: slowhttptest is not installed (apt-get install slowhttptest); not measured")
 		return nil
 	}
-	s, err := b.withState("daemon")
-	if err != nil {
-		return err
-	}
-	p, url, err := b.serve(s)
+	p, url, err := b.serveWithState()
 	if err != nil {
 		return err
 	}

@@ -37,10 +37,8 @@ func (l memoryLimit) attr() slog.Attr {
 	return slog.Group("GOMEMLIMIT", attrs...)
 }
 
-// memoryLimitShare is the part of the cgroup's limit the Go heap may use.
-// The cgroup counts more than the heap: the binary's pages, the page
-// cache of the files the daemon reads and writes, and the kernel's memory
-// for its sockets. A tenth of the limit is left for them.
+// memoryLimitShare is the part of the cgroup's limit the Go heap may use;
+// the rest is for what the cgroup counts beside it (docs/resources.md).
 const memoryLimitShare = 0.9
 
 // setMemoryLimit sets the Go runtime's soft memory limit from the cgroup
@@ -53,13 +51,8 @@ const memoryLimitShare = 0.9
 //
 // The limit is the lowest of memory.high and memory.max on cgroup v2, or
 // memory.limit_in_bytes on v1, in the daemon's cgroup and every cgroup
-// above it. root is "/" but in tests.
-//
-// Neither Go nor a library does this as needed here: the runtime follows a
-// cgroup's CPU limit (GOMAXPROCS) but not its memory limit, and
-// github.com/KimMachineGun/automemlimit reads memory.max only, not
-// memory.high, and reads GOMEMLIMIT from the process environment rather
-// than the one Run is given.
+// above it. root is "/" but in tests. Why this is the daemon's own code and
+// not a library's: docs/resources.md.
 func setMemoryLimit(root string, getenv func(string) string) (memoryLimit, error) {
 	if getenv("GOMEMLIMIT") != "" {
 		return memoryLimit{Limit: debug.SetMemoryLimit(-1), From: "GOMEMLIMIT"}, nil
