@@ -5,8 +5,8 @@
 # container engine. Nothing is pulled from a container registry.
 #
 # Usage: bash test/systemd/base-image.sh
-#   NAME    binary and unit name (default: daemon); the image is
-#           localhost/$NAME-base:$DIST
+#   The image is localhost/systemd-test-base:$DIST: it holds systemd and
+#   nothing of the service, so every service on the kit shares it.
 #   DIST    Debian suite to bootstrap (default: bookworm; trixie works the same)
 #   ENGINE  podman or docker (default: whatever run.sh detected, else podman)
 #   MIRROR  apt mirror URI (default: parsed from this machine's apt sources)
@@ -15,10 +15,9 @@
 # Prints the image reference on stdout; progress goes to stderr.
 set -euo pipefail
 
-NAME=${NAME:-daemon}
 DIST=${DIST:-bookworm}
 ENGINE=${ENGINE:-podman}
-IMAGE=localhost/$NAME-base:$DIST
+IMAGE=localhost/systemd-test-base:$DIST
 
 log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 
@@ -82,7 +81,7 @@ fi
 command -v debootstrap >/dev/null || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 1; }
 
 start=$SECONDS
-rootfs=$(mktemp -d "${TMPDIR:-/var/tmp}/$NAME-base-$DIST.XXXXXX")
+rootfs=$(mktemp -d "${TMPDIR:-/var/tmp}/systemd-test-base-$DIST.XXXXXX")
 trap 'rm -rf --one-file-system "$rootfs"' EXIT
 
 log "debootstrap $DIST from $MIRROR"

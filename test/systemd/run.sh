@@ -10,7 +10,7 @@
 #   DIST      Debian suite of the base image (default: bookworm)
 #   ENGINE    podman or docker (default: podman if installed, else docker if
 #             its daemon answers)
-#   BASE      base image (default: localhost/$NAME-base:$DIST, built once by
+#   BASE      base image (default: localhost/systemd-test-base:$DIST, built once by
 #             base-image.sh with debootstrap and cached)
 #   DEB       the package to install (default: built now by
 #             packaging/deb.sh, from BINARY if set)
@@ -133,7 +133,7 @@ fi
 # --- Images ------------------------------------------------------------------
 t=$(now)
 if [[ -z ${BASE:-} ]]; then
-	BASE=$(NAME=$NAME DIST=$DIST bash "$here/base-image.sh")
+	BASE=$(DIST=$DIST bash "$here/base-image.sh")
 	# It has systemd already, so Dockerfile.test's RUN steps need no
 	# network (a stock BASE does: apt-get installs systemd).
 	build_flags+=(--network=none)
