@@ -1,9 +1,9 @@
-// Command daemon is an example HTTP service that cooperates with systemd:
-// socket activation, readiness, reload, watchdog and a clean stop. The order
-// of its life is in internal/lifecycle, the process around it (flags,
-// configuration, logs, metrics) in internal/service; the service itself,
-// the part a new daemon replaces, is internal/app. This file plugs the one
-// into the others.
+// Command daemon is an HTTP service that cooperates with systemd: socket
+// activation, readiness, reload, watchdog and a clean stop. The order of
+// its life is in internal/lifecycle, the process around it (flags,
+// configuration, logs, metrics) in internal/service; the service itself is
+// internal/example until `make drop-example` plugs in internal/app, where
+// yours goes. This file plugs the one into the others.
 package main
 
 import (
@@ -13,8 +13,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"example.com/daemon/internal/app"
-	"example.com/daemon/internal/lifecycle"
+	app "example.com/daemon/internal/example"
 	"example.com/daemon/internal/service"
 	"example.com/daemon/internal/systemd"
 )
@@ -37,9 +36,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, passed systemd.Passed, stdout, stderr io.Writer) error {
 	return service.Run(ctx, service.Service[app.Config]{
 		AppDefaults:   app.DefaultConfig,
-		NeedsStateDir: true, // the notes
-		New: func(d service.Deps[app.Config]) (lifecycle.App[app.Config], error) {
-			return app.New(d.Logger, d.Config, d.StateDir, d.Credentials)
-		},
+		NeedsStateDir: app.NeedsStateDir,
+		New:           app.New,
 	}, args, getenv, passed, stdout, stderr)
 }

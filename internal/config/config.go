@@ -41,6 +41,23 @@ type Config struct {
 	// HTTP bounds what one client can hold: a slow or hostile client must
 	// not be able to starve the others. Takes effect at the next start.
 	HTTP HTTP `toml:"http"`
+	// Instruments are the kit's test instruments, off in production.
+	Instruments Instruments `toml:"instruments"`
+}
+
+// Instruments are the kit's own test instruments, in the [instruments]
+// table: what the scenarios under systemd use to make the kit show what it
+// does (a failing health check for the watchdog, a slow request for the
+// drain, a panic, an allocation, a burst of logs, a slow start), whatever
+// the app is. internal/lifecycle/instruments.go serves them.
+type Instruments struct {
+	// Enabled serves the instruments under /debug/; each needs the API
+	// token, since one of them can wedge the daemon. Reloadable.
+	Enabled bool `toml:"enabled"`
+	// StartDelay is a warm-up of this long before READY=1, when Enabled:
+	// systemd holds `systemctl start`, and queues connections, until it
+	// ends. Read at start.
+	StartDelay Duration `toml:"start_delay"`
 }
 
 // HTTP holds the limits of the HTTP server, in the [http] table.

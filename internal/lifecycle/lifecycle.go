@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"example.com/daemon/internal/auth"
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/metrics"
 	"example.com/daemon/internal/systemd"
@@ -90,7 +91,11 @@ type Daemon[C any] struct {
 	// reload reads the next one.
 	Config     config.Config
 	ConfigFile config.File[C]
-	App        App[C]
+	// Token is the API token (the credential api-token): Run reads it
+	// before the app starts and again at every reload; the app's write
+	// routes and the test instruments require it.
+	Token *auth.Token
+	App   App[C]
 }
 
 // The FileDescriptorName= of the sockets the daemon serves: the app, and
@@ -107,6 +112,9 @@ type kit[C any] struct {
 	cfg   config.Config // the configuration in force; reloads replace it
 	ready atomic.Bool   // what GET /readyz answers
 
+	instrumentsOn atomic.Bool  // [instruments] enabled, as last loaded
+	health        atomic.Int32 // the health switch (instruments.go)
+
 	// mu orders the messages other goroutines send against the main
 	// sequence: no progress report once the start is over, no watchdog
 	// ping once the stop has begun.
@@ -122,6 +130,10 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	if k.LogLevel == nil {
 		k.LogLevel = new(slog.LevelVar)
 	}
+	if k.Token == nil {
+		k.Token = auth.NewToken(k.Systemd.Credentials)
+	}
+	k.instrumentsOn.Store(k.cfg.Instruments.Enabled)
 	log := k.Logger
 	if why := k.Systemd.Notifier.Unsupported(); why != "" {
 		log.Warn(why)
@@ -197,8 +209,16 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// 3. Start the app. Connections that arrive meanwhile wait in the
 	// socket's backlog; systemd reports the unit as "activating" and holds
 	// `systemctl start` until READY=1. A stop requested now cancels the
-	// start; a reload waits until the daemon is ready.
+	// start; a reload waits until the daemon is ready. The API token is
+	// read first: without one the daemon still serves, and refuses the
+	// routes that need it, saying how to give one; a token it cannot read
+	// (the wrong owner, say) stops the start, with the reason in STATUS=.
 	k.notify(systemd.Status("Starting"))
+	if _, err := k.Token.Load(); errors.Is(err, systemd.ErrNoCredential) {
+		log.Warn("routes that need the API token are refused until the daemon has one", "err", err)
+	} else if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
 	reloadWaiting, stopped, err := k.start(ctx, stops, reloads)
 	defer k.App.Close()
 	if err != nil || stopped {
@@ -370,7 +390,14 @@ func (k *kit[C]) start(ctx context.Context, stops, reloads <-chan os.Signal) (re
 		}
 	}
 	started := make(chan error, 1)
-	go func() { started <- k.App.Start(startCtx, progress) }()
+	go func() {
+		err := k.App.Start(startCtx, progress)
+		if d := k.cfg.Instruments.StartDelay.Duration; err == nil && k.cfg.Instruments.Enabled && d > 0 {
+			k.Logger.Info("warming up (instruments.start_delay)", "start_delay", d)
+			err = startDelay(startCtx, d, progress)
+		}
+		started <- err
+	}()
 	for {
 		select {
 		case err := <-started:
@@ -567,10 +594,29 @@ func (k *kit[C]) reload(serving string) {
 		}
 	}
 	k.LogLevel.Set(next.LogLevel.Level)
+	k.instrumentsOn.Store(next.Instruments.Enabled)
+	k.reloadToken()
 	k.App.Apply(app)
 	k.cfg = next
 	k.Logger.Info("configuration reloaded")
 	k.notify(systemd.Ready, systemd.Status("%s", serving))
+}
+
+// reloadToken reads the API token again: a credential rotated where the
+// reload can see it takes effect at once (docs/hardening.md, "The API
+// token", says where that is). A failed read keeps the token read before.
+func (k *kit[C]) reloadToken() {
+	hadToken := k.Token.Loaded()
+	switch changed, err := k.Token.Load(); {
+	case err != nil && hadToken:
+		k.Logger.Warn("could not read the API token again; the one read before stays", "err", err)
+	case errors.Is(err, systemd.ErrNoCredential):
+		k.Logger.Debug("still no API token; the routes that need it stay refused", "err", err)
+	case err != nil:
+		k.Logger.Warn("could not read the API token; the routes that need it stay refused", "err", err)
+	case changed:
+		k.Logger.Info("the API token changed; requests need the new one")
+	}
 }
 
 // feedWatchdog sends WATCHDOG=1 at half the interval, as sd_watchdog_enabled(3)
@@ -588,7 +634,7 @@ func (k *kit[C]) feedWatchdog(ctx context.Context) {
 		case <-tick.C:
 		}
 		checkCtx, cancel := context.WithTimeout(ctx, interval/4)
-		err := k.App.Check(checkCtx)
+		err := k.check(checkCtx)
 		cancel()
 		// The stop does not wait for a check (one stuck on a disk may
 		// never return); it takes the lock instead, after which none goes

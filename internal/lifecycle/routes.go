@@ -10,7 +10,8 @@ import (
 )
 
 // handler is every endpoint the daemon answers on its main listener: the
-// ones every daemon has, listed here, and the app's, listed in its own
+// ones every daemon has, listed here, the kit's test instruments
+// (instruments.go, off unless configured), and the app's, listed in its own
 // routes (App.Routes). GET /metrics is here unless systemd passed a socket
 // named "metrics" or -metrics-listen was given: then it is served there
 // alone (metricsOnMain is nil), so that the metrics port can be firewalled
@@ -25,6 +26,7 @@ func (k *kit[C]) handler(metricsOnMain http.Handler) http.Handler {
 	if metricsOnMain != nil {
 		handle("GET /metrics", metricsOnMain)
 	}
+	k.instrumentRoutes(handle)
 	k.App.Routes(handle)
 	return markBusy(mux)
 }
@@ -35,7 +37,7 @@ func (k *kit[C]) handleHealthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
-		if err := k.App.Check(ctx); err != nil {
+		if err := k.check(ctx); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}

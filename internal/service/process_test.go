@@ -22,7 +22,7 @@ import (
 
 // The tests in this file run a service on the kit as a process, and talk to
 // it as systemd would: a notify socket, sockets passed as file descriptors
-// 3, 4, …, and signals. The service is ./minimal, built once in TestMain:
+// 3, 4, …, and signals. The service is ./testservice, built once in TestMain:
 // what they show holds for any app, the example's or yours.
 
 var binary string // path of the built service; set once by TestMain
@@ -30,7 +30,7 @@ var binary string // path of the built service; set once by TestMain
 func TestMain(m *testing.M) {
 	// Named as the example is, so that logs and metrics carry the names
 	// the units and docs use.
-	systemdtest.Main(m, "./minimal", "daemon", &binary)
+	systemdtest.Main(m, "./testservice", "daemon", &binary)
 }
 
 // command returns an exec.Cmd for the daemon, with a fresh state directory
@@ -344,7 +344,7 @@ func TestFDStoreKeepsThePortAcrossACrash(t *testing.T) {
 }
 
 // TestMinimalServiceRunsUnderTheLifecycle: a service of a few lines
-// (./minimal) gets everything the kit gives: READY=1 with STATUS=, the
+// (./testservice) gets everything the kit gives: READY=1 with STATUS=, the
 // health, readiness and metrics endpoints, the watchdog fed while its check
 // passes, a reload, and a stop that drains.
 func TestMinimalServiceRunsUnderTheLifecycle(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"example.com/daemon/internal/auth"
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/lifecycle"
 	"example.com/daemon/internal/logging"
@@ -62,6 +63,10 @@ type Deps[C any] struct {
 	// Credentials are the secrets systemd passed the unit (LoadCredential=
 	// and the like), read by name.
 	Credentials systemd.Credentials
+	// Token is the API token, from the credential api-token: wrap a route
+	// in Token.Require and it needs Authorization: Bearer with it. The
+	// lifecycle reads it at start and at every reload.
+	Token *auth.Token
 }
 
 // Run is the whole program: it reads the command line and the configuration,
@@ -173,7 +178,8 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 	// the daemon measures is passed to where it is measured.
 	registry := prometheus.NewRegistry()
 	m := metrics.New(registry, buildInfo())
-	a, err := s.New(Deps[C]{Logger: logger, Registry: registry, Config: appCfg, StateDir: *stateDir, Credentials: passed.Credentials})
+	token := auth.NewToken(passed.Credentials)
+	a, err := s.New(Deps[C]{Logger: logger, Registry: registry, Config: appCfg, StateDir: *stateDir, Credentials: passed.Credentials, Token: token})
 	if err != nil {
 		return err
 	}
@@ -186,6 +192,7 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 		Metrics:       m,
 		Config:        cfg,
 		ConfigFile:    file,
+		Token:         token,
 		App:           a,
 	})
 }

@@ -1,4 +1,8 @@
-package app
+// Package auth is the kit's bearer-token check: the token every write
+// needs, taken from the credential systemd passes the unit, and checked on
+// the routes an app asks it for. The lifecycle reads the token at start and
+// again at every reload; the app only wraps its write routes in Require.
+package auth
 
 import (
 	"crypto/sha256"
@@ -10,28 +14,32 @@ import (
 	"example.com/daemon/internal/systemd"
 )
 
-// tokenName is the credential that holds the token writes need: the file
+// CredentialName is the credential that holds the token: the file
 // $CREDENTIALS_DIRECTORY/api-token, put there by LoadCredential= in the
 // unit (docs/hardening.md, "The API token").
-const tokenName = "api-token"
+const CredentialName = "api-token"
 
-// token is the bearer token every write must carry. Only its SHA-256 is
-// kept: comparing two digests of the same length in constant time says
-// nothing about the token, not even its length, to a client timing the
-// answers.
-type token struct {
+// Token is the bearer token writes must carry. Only its SHA-256 is kept:
+// comparing two digests of the same length in constant time says nothing
+// about the token, not even its length, to a client timing the answers.
+type Token struct {
 	creds  systemd.Credentials
 	digest atomic.Pointer[[sha256.Size]byte] // nil: no credential, writes refused
 	why    atomic.Pointer[string]            // why, when digest is nil
 }
 
-// load reads the credential. Any error is returned for the caller to log,
+// NewToken returns the token kept in creds; nothing is read until Load.
+func NewToken(creds systemd.Credentials) *Token {
+	return &Token{creds: creds}
+}
+
+// Load reads the credential. Any error is returned for the caller to log,
 // and changes nothing: before a token was read, writes stay refused (the
 // error says how to provide one); after, the token read before stays, so a
 // reload never opens or closes writes by accident, and a credential
 // removed is revoked only by a restart.
-func (t *token) load() (changed bool, err error) {
-	secret, err := t.creds.Read(tokenName)
+func (t *Token) Load() (changed bool, err error) {
+	secret, err := t.creds.Read(CredentialName)
 	if err != nil {
 		why := "writes are refused: " + err.Error()
 		t.why.Store(&why)
@@ -42,10 +50,13 @@ func (t *token) load() (changed bool, err error) {
 	return old == nil || *old != d, nil
 }
 
-// requireToken answers 401 with WWW-Authenticate: Bearer (RFC 6750) unless
-// the request carries the token, and 503 with what to do when the daemon
-// has none: writes are never left open.
-func (t *token) requireToken(h http.Handler) http.Handler {
+// Loaded reports whether a token was read.
+func (t *Token) Loaded() bool { return t.digest.Load() != nil }
+
+// Require answers 401 with WWW-Authenticate: Bearer (RFC 6750) unless the
+// request carries the token, and 503 with what to do when the daemon has
+// none: a route that needs the token is never left open.
+func (t *Token) Require(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		want := t.digest.Load()
 		if want == nil {

@@ -1,6 +1,7 @@
-// Command minimal is the smallest service on this kit: a greeting, a slow
-// endpoint and a health check that a reload can fail, with no state. It is
-// what a new service starts from, and the kit's own process tests run it.
+// Command testservice is the service the kit's own process tests run
+// (internal/service): a greeting that tells one process from another, a
+// slow endpoint and a health check that a reload can fail, with no state.
+// It belongs to the kit's tests; a new service starts from internal/app.
 package main
 
 import (

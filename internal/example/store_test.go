@@ -1,4 +1,4 @@
-package app
+package example
 
 import (
 	"encoding/json"
@@ -23,7 +23,7 @@ import (
 func TestLimitsAnswer507AndKeepWhatWasStored(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxNotes, cfg.MaxStateBytes = 3, 1000
-	a := newApp(t, t.TempDir(), cfg)
+	a := startApp(t, t.TempDir(), cfg)
 	for i := range 3 {
 		if rec := do(a, "PUT", fmt.Sprintf("/notes/n%d", i), "first"); rec.Code != http.StatusNoContent {
 			t.Fatalf("PUT n%d: %d %s", i, rec.Code, rec.Body)
@@ -59,11 +59,11 @@ func TestTheTotalsSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.MaxNotes = 2
-	a := newApp(t, dir, cfg)
+	a := startApp(t, dir, cfg)
 	do(a, "PUT", "/notes/a", "1")
 	do(a, "PUT", "/notes/b", "2")
 	a.Close()
-	b := newApp(t, dir, cfg)
+	b := startApp(t, dir, cfg)
 	if rec := do(b, "PUT", "/notes/c", "3"); rec.Code != http.StatusInsufficientStorage {
 		t.Errorf("a third note after a restart under max_notes = 2: %d, want 507", rec.Code)
 	}
@@ -80,7 +80,7 @@ func TestAFullDiskAnswers507AndKeepsWhatWasStored(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 	cfg := DefaultConfig()
-	a := newApp(t, dir, cfg)
+	a := startApp(t, dir, cfg)
 	stored := map[string]string{}
 	var full string
 	for i := 0; full == "" && i < 1000; i++ {
@@ -107,7 +107,7 @@ func TestAFullDiskAnswers507AndKeepsWhatWasStored(t *testing.T) {
 		}
 	}
 	a.Close()
-	b := newApp(t, dir, cfg)
+	b := startApp(t, dir, cfg)
 	for name, want := range stored {
 		if rec := do(b, "GET", "/notes/"+name, ""); rec.Body.String() != want {
 			t.Fatalf("GET %s after a restart: %d, %d bytes", name, rec.Code, rec.Body.Len())
@@ -154,7 +154,7 @@ func TestAJSONStateFileIsMigrated(t *testing.T) {
 		}
 	}
 	writeJSON(old)
-	a := newApp(t, dir, DefaultConfig())
+	a := startApp(t, dir, DefaultConfig())
 	for name, want := range old {
 		if rec := do(a, "GET", "/notes/"+name, ""); rec.Body.String() != want {
 			t.Errorf("GET %s after the migration: %d %q, want %q", name, rec.Code, rec.Body, want)
@@ -166,7 +166,7 @@ func TestAJSONStateFileIsMigrated(t *testing.T) {
 	do(a, "PUT", "/notes/todo", "bought")
 	a.Close()
 	writeJSON(old) // as if the removal had not happened
-	b := newApp(t, dir, DefaultConfig())
+	b := startApp(t, dir, DefaultConfig())
 	if rec := do(b, "GET", "/notes/todo", ""); rec.Body.String() != "bought" {
 		t.Errorf("a note written after the migration, then the file again: %q, want the newer note", rec.Body)
 	}
@@ -203,7 +203,7 @@ func TestABrokenJSONStateFileStopsTheStart(t *testing.T) {
 func TestTheByteLimitCountsWhatANoteReplaces(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxStateBytes = 100
-	a := newApp(t, t.TempDir(), cfg)
+	a := startApp(t, t.TempDir(), cfg)
 	note := strings.Repeat("x", 60) // with its name "n", 61 bytes
 	for i := range 3 {
 		if rec := do(a, "PUT", "/notes/n", note); rec.Code != http.StatusNoContent {
@@ -223,7 +223,7 @@ func TestTheByteLimitCountsWhatANoteReplaces(t *testing.T) {
 // larger; only growth is refused.
 func TestAReplaceThatDoesNotGrowPassesALoweredLimit(t *testing.T) {
 	cfg := DefaultConfig()
-	a := newApp(t, t.TempDir(), cfg)
+	a := startApp(t, t.TempDir(), cfg)
 	for _, name := range []string{"a", "b", "c"} {
 		do(a, "PUT", "/notes/"+name, "twelve bytes")
 	}

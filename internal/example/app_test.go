@@ -1,7 +1,6 @@
-package app
+package example
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"example.com/daemon/internal/auth"
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/systemd"
 	"example.com/daemon/test/docs/docstest"
@@ -28,21 +28,31 @@ func credentials(t *testing.T, token string) systemd.Credentials {
 	t.Helper()
 	dir := t.TempDir()
 	if token != "" {
-		if err := os.WriteFile(filepath.Join(dir, tokenName), []byte(token+"\n"), 0o400); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, auth.CredentialName), []byte(token+"\n"), 0o400); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return systemd.Credentials{Dir: dir}
 }
 
-func newApp(t *testing.T, dir string, cfg Config) *App {
+// token returns the API token the kit would read from creds.
+func token(t *testing.T, creds systemd.Credentials) *auth.Token {
 	t.Helper()
-	return newAppWith(t, dir, cfg, credentials(t, testToken))
+	tok := auth.NewToken(creds)
+	if _, err := tok.Load(); err != nil && !errors.Is(err, systemd.ErrNoCredential) {
+		t.Fatal(err)
+	}
+	return tok
 }
 
-func newAppWith(t *testing.T, dir string, cfg Config, creds systemd.Credentials) *App {
+func startApp(t *testing.T, dir string, cfg Config) *App {
 	t.Helper()
-	a, err := New(slog.New(slog.DiscardHandler), cfg, dir, creds)
+	return startAppWith(t, dir, cfg, credentials(t, testToken))
+}
+
+func startAppWith(t *testing.T, dir string, cfg Config, creds systemd.Credentials) *App {
+	t.Helper()
+	a, err := newApp(slog.New(slog.DiscardHandler), cfg, dir, token(t, creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +70,7 @@ func do(a *App, method, path, body string) *httptest.ResponseRecorder {
 }
 
 // doAuth is do with the Authorization header given ("" for none). A
-// request that hangs (a wedge that was not refused) ends after 2 s.
+// request that hangs ends after 2 s.
 func doAuth(a *App, method, path, body, authorization string) *httptest.ResponseRecorder {
 	mux := http.NewServeMux()
 	a.Routes(func(pattern string, h http.Handler) { mux.Handle(pattern, h) })
@@ -77,12 +87,12 @@ func doAuth(a *App, method, path, body, authorization string) *httptest.Response
 
 func TestNotesSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
-	a := newApp(t, dir, DefaultConfig())
+	a := startApp(t, dir, DefaultConfig())
 	if rec := do(a, "PUT", "/notes/todo", "buy milk"); rec.Code != http.StatusNoContent {
 		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
 	}
 	a.Close()
-	b := newApp(t, dir, DefaultConfig())
+	b := startApp(t, dir, DefaultConfig())
 	if rec := do(b, "GET", "/notes/todo", ""); rec.Code != 200 || rec.Body.String() != "buy milk" {
 		t.Errorf("GET after restart: %d %q", rec.Code, rec.Body)
 	}
@@ -94,7 +104,7 @@ func TestNotesSurviveARestart(t *testing.T) {
 func TestNoteBodyIsLimited(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxNoteBytes = 100
-	a := newApp(t, t.TempDir(), cfg)
+	a := startApp(t, t.TempDir(), cfg)
 	if rec := do(a, "PUT", "/notes/big", strings.Repeat("x", 101)); rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "max_note_bytes") {
 		t.Errorf("PUT of 101 bytes under max_note_bytes = 100: %d %q, want 413 naming the setting", rec.Code, rec.Body)
 	}
@@ -103,44 +113,10 @@ func TestNoteBodyIsLimited(t *testing.T) {
 	}
 }
 
-func TestDebugEndpointsFollowTheConfig(t *testing.T) {
-	a := newApp(t, t.TempDir(), DefaultConfig())
-	if rec := do(a, "POST", "/debug/wedge", ""); rec.Code != http.StatusNotFound {
-		t.Errorf("POST /debug/wedge with debug_endpoints off: %d, want 404", rec.Code)
-	}
-	cfg := DefaultConfig()
-	cfg.DebugEndpoints = true
-	a.Apply(cfg)
-	if rec := do(a, "GET", "/debug/sleep?d=1ms", ""); rec.Code != 200 {
-		t.Errorf("GET /debug/sleep after enabling: %d", rec.Code)
-	}
-}
-
-func TestWedgeFailsTheHealthCheck(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DebugEndpoints = true
-	a := newApp(t, t.TempDir(), cfg)
-	if err := a.Check(context.Background()); err != nil {
-		t.Fatalf("health check before the wedge: %v", err)
-	}
-	if rec := do(a, "POST", "/debug/wedge", ""); rec.Code != http.StatusAccepted {
-		t.Fatalf("wedge: %d", rec.Code)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := a.Check(ctx); err == nil {
-		t.Error("health check of a wedged app passed")
-	}
-}
-
 func TestShippedConfigIsValid(t *testing.T) {
 	path := filepath.Join("..", "..", "deploy", "config.toml")
-	_, cfg, err := config.File[Config]{Path: path, AppDefaults: DefaultConfig}.Load()
-	if err != nil {
+	if _, _, err := (config.File[Config]{Path: path, AppDefaults: DefaultConfig}).Load(); err != nil {
 		t.Fatal(err)
-	}
-	if cfg.DebugEndpoints {
-		t.Error("the shipped config enables the debug endpoints")
 	}
 }
 
@@ -161,7 +137,7 @@ func TestManPageDescribesTheExamplesSettings(t *testing.T) {
 func TestWarmUpReportsItsProgress(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.StartDelay = config.Duration{Duration: 1500 * time.Millisecond}
-	a, err := New(slog.New(slog.DiscardHandler), cfg, t.TempDir(), credentials(t, testToken))
+	a, err := newApp(slog.New(slog.DiscardHandler), cfg, t.TempDir(), token(t, credentials(t, testToken)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +156,7 @@ func TestWarmUpReportsItsProgress(t *testing.T) {
 func TestStartReturnsWhenItsContextEnds(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.StartDelay = config.Duration{Duration: time.Hour}
-	a, err := New(slog.New(slog.DiscardHandler), cfg, t.TempDir(), credentials(t, testToken))
+	a, err := newApp(slog.New(slog.DiscardHandler), cfg, t.TempDir(), token(t, credentials(t, testToken)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,32 +168,55 @@ func TestStartReturnsWhenItsContextEnds(t *testing.T) {
 	}
 }
 
-func TestAllocHoldsAndChurnsMemory(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DebugEndpoints = true
-	a := newApp(t, t.TempDir(), cfg)
-	rec := do(a, "GET", "/debug/alloc?live=8&garbage=64", "")
-	if rec.Code != 200 || !strings.HasPrefix(rec.Body.String(), "held 8 MiB, allocated 64 MiB more: ") {
-		t.Errorf("GET /debug/alloc = %d %q", rec.Code, rec.Body)
+
+func TestWritesNeedTheTokenAndReadsDoNot(t *testing.T) {
+	a := startApp(t, t.TempDir(), DefaultConfig())
+	for _, auth := range []string{"", "Bearer wrong"} {
+		if rec := doAuth(a, "PUT", "/notes/n", "x", auth); rec.Code != http.StatusUnauthorized {
+			t.Errorf("PUT with Authorization %q: %d, want 401", auth, rec.Code)
+		}
 	}
-	if rec := do(a, "GET", "/debug/alloc?live=-1", ""); rec.Code != http.StatusBadRequest {
-		t.Errorf("GET /debug/alloc?live=-1 = %d, want 400", rec.Code)
+	if rec := do(a, "GET", "/notes/n", ""); rec.Code != http.StatusNotFound {
+		t.Errorf("a refused PUT stored something: GET = %d", rec.Code)
+	}
+	do(a, "PUT", "/notes/n", "x")
+	for _, path := range []string{"/", "/notes/n"} {
+		if rec := doAuth(a, "GET", path, "", ""); rec.Code != http.StatusOK {
+			t.Errorf("GET %s without a token: %d", path, rec.Code)
+		}
 	}
 }
 
-func TestLogLogsANumberedLine(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DebugEndpoints = true
-	var logs bytes.Buffer
-	a, err := New(slog.New(slog.NewTextHandler(&logs, nil)), cfg, t.TempDir(), credentials(t, testToken))
-	if err != nil {
-		t.Fatal(err)
+// TestEveryWriteRouteNeedsTheToken walks the app's routes: any that is not
+// a GET must refuse a request without the token, so a write route added
+// without Token.Require fails here.
+func TestEveryWriteRouteNeedsTheToken(t *testing.T) {
+	a := startApp(t, t.TempDir(), DefaultConfig())
+	var writes int
+	a.Routes(func(pattern string, h http.Handler) {
+		method, path, _ := strings.Cut(pattern, " ")
+		if method == "GET" || method == "HEAD" {
+			return
+		}
+		writes++
+		path = strings.NewReplacer("{name}", "n", "{$}", "").Replace(path)
+		if rec := doAuth(a, method, path, "x", ""); rec.Code != http.StatusUnauthorized {
+			t.Errorf("%s without a token: %d, want 401", pattern, rec.Code)
+		}
+	})
+	if writes == 0 {
+		t.Fatal("no write routes found")
 	}
-	if err := a.Start(context.Background(), func(string, time.Duration) {}); err != nil {
-		t.Fatal(err)
+}
+
+// TestWithoutTheCredentialWritesAreRefusedAndReadsServed: a daemon with
+// no token still serves reads.
+func TestWithoutTheCredentialWritesAreRefusedAndReadsServed(t *testing.T) {
+	a := startAppWith(t, t.TempDir(), DefaultConfig(), credentials(t, ""))
+	if rec := do(a, "PUT", "/notes/n", "x"); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("PUT without the credential: %d, want 503", rec.Code)
 	}
-	t.Cleanup(func() { a.Close() })
-	if rec := do(a, "GET", "/debug/log?seq=7", ""); rec.Code != http.StatusNoContent || !strings.Contains(logs.String(), "seq=7") {
-		t.Errorf("GET /debug/log?seq=7: %d, logged %q", rec.Code, logs.String())
+	if rec := doAuth(a, "GET", "/", "", ""); rec.Code != http.StatusOK {
+		t.Errorf("GET / without the credential: %d", rec.Code)
 	}
 }
