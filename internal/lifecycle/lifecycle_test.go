@@ -173,6 +173,8 @@ type options struct {
 	extra         systemd.Listeners
 	// pressure is $MEMORY_PRESSURE_WATCH and $MEMORY_PRESSURE_WRITE.
 	pressure systemd.MemoryPressure
+	// credentials is $CREDENTIALS_DIRECTORY; none when empty.
+	credentials systemd.Credentials
 }
 
 func start(t *testing.T, o options) *daemon {
@@ -233,6 +235,7 @@ func start(t *testing.T, o options) *daemon {
 				Listeners:      listeners,
 				Watchdog:       o.watchdog,
 				MemoryPressure: o.pressure,
+				Credentials:    o.credentials,
 			},
 			StoreListener: o.storeListener,
 			Metrics:       metrics.New(reg, metrics.Build{}),
