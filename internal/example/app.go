@@ -158,4 +158,3 @@ func (a *App) Close() error {
 	<-a.done
 	return a.store.close()
 }
-

@@ -168,7 +168,6 @@ func TestStartReturnsWhenItsContextEnds(t *testing.T) {
 	}
 }
 
-
 func TestWritesNeedTheTokenAndReadsDoNot(t *testing.T) {
 	a := startApp(t, t.TempDir(), DefaultConfig())
 	for _, auth := range []string{"", "Bearer wrong"} {

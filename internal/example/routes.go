@@ -73,4 +73,3 @@ func (a *App) handlePutNote() http.Handler {
 		}
 	})
 }
-
