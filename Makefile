@@ -14,7 +14,8 @@ GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lin
 # internal/app breaks it.
 KIT     := ./internal/lifecycle ./internal/service/... ./internal/auth ./internal/config ./internal/metrics ./internal/logging ./internal/journald/... ./internal/systemd/...
 
-.PHONY: help build run test test-units test-seam test-deb race rename test-rename drop-example test-systemd test-vm deb bench fuzz lint clean
+.PHONY: help build run test test-units test-seam test-deb race rename test-rename test-systemd test-vm deb bench fuzz lint clean
+.PHONY: drop-example # example:line
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,8 +51,10 @@ rename: ## make the template yours: make rename NAME=hello MODULE=example.org/yo
 	@test -n "$(MODULE)" || { echo "rename: give NAME= and MODULE=, e.g. make rename NAME=hello MODULE=example.org/you/hello"; exit 2; }
 	$(GO) run ./tools/rename -name "$(NAME)" -module "$(MODULE)"
 
+# example:begin
 drop-example: ## delete the example service and all that is only its, and run internal/app in its place
-	$(GO) run ./tools/dropexample
+	$(GO) run ./tools/example_drop
+# example:end
 
 test-rename: ## rename a copy of the tree and check that it builds, tests and packages (HARNESS=1: and runs under systemd)
 	HARNESS=$(HARNESS) GO=$(GO) bash tools/rename/check.sh

@@ -1,14 +1,16 @@
-// Command dropexample deletes the example service and everything that is
-// only the example's, and plugs the smallest app (internal/app) in its
-// place, where a new service is written:
+// Command example_drop deletes the example service and everything that is
+// only the example's, itself included, and plugs the smallest app
+// (internal/app) in its place, where a new service is written:
 //
 //	make drop-example
 //
 // What is the example's is marked, so that this program needs no list:
 //   - a file or folder named example, or starting with example_ (the package
-//     internal/example, cmd/NAME/example_test.go, test/systemd/example_*);
-//   - in any other file, the lines from one holding "example:begin" to the
-//     next holding "example:end" (a table row, a config key, a paragraph).
+//     internal/example, cmd/NAME/example_test.go, test/systemd/example_*,
+//     this program);
+//   - in any other file, a line holding "example:line" (a table row), and
+//     the lines from one holding "example:begin" to the next holding
+//     "example:end" (a config key and its comment, a paragraph).
 //
 // The one import of internal/example left (in cmd/NAME/main.go, as `app`)
 // becomes an import of internal/app. Like make rename, it refuses a tree
@@ -39,14 +41,15 @@ func main() {
 	}
 }
 
-// The markers of a block of lines that is the example's.
+// The markers of a line, and of a block of lines, that are the example's.
 const (
+	line  = "example:line"
 	begin = "example:begin"
 	end   = "example:end"
 )
 
 func run(args []string, stdout io.Writer) error {
-	flags := flag.NewFlagSet("dropexample", flag.ContinueOnError)
+	flags := flag.NewFlagSet("example_drop", flag.ContinueOnError)
 	dir := flags.String("dir", ".", "the repository's top `directory`")
 	if err := flags.Parse(args[1:]); err != nil {
 		return err
@@ -75,9 +78,6 @@ func run(args []string, stdout io.Writer) error {
 			}
 			removed = append(removed, f)
 			continue
-		}
-		if strings.HasPrefix(f, "tools/dropexample/") {
-			continue // this program names the markers it looks for
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -131,30 +131,32 @@ func isExample(path string) bool {
 	return false
 }
 
-// dropBlocks removes from data the lines from each one holding begin to
-// the next one holding end, both included. A block left open, or an end
-// without a begin, is an error: the file would lose what is not the
-// example's, or keep what is.
+// dropBlocks removes from data each line holding the line marker, and the
+// lines from each one holding begin to the next one holding end, both
+// included. A block left open, or an end without a begin, is an error: the
+// file would lose what is not the example's, or keep what is.
 func dropBlocks(name string, data []byte) ([]byte, error) {
-	if !bytes.Contains(data, []byte(begin)) && !bytes.Contains(data, []byte(end)) {
+	if !bytes.Contains(data, []byte("example:")) {
 		return data, nil
 	}
 	var out []byte
 	open := 0 // the line the open block began on; 0 when none is open
-	for i, line := range bytes.SplitAfter(data, []byte("\n")) {
+	for i, l := range bytes.SplitAfter(data, []byte("\n")) {
 		switch {
-		case bytes.Contains(line, []byte(begin)):
+		case bytes.Contains(l, []byte(line)):
+			// dropped alone
+		case bytes.Contains(l, []byte(begin)):
 			if open > 0 {
 				return nil, fmt.Errorf("%s:%d: %s inside the block begun on line %d", name, i+1, begin, open)
 			}
 			open = i + 1
-		case bytes.Contains(line, []byte(end)):
+		case bytes.Contains(l, []byte(end)):
 			if open == 0 {
 				return nil, fmt.Errorf("%s:%d: %s without a %s before it", name, i+1, end, begin)
 			}
 			open = 0
 		case open == 0:
-			out = append(out, line...)
+			out = append(out, l...)
 		}
 	}
 	if open > 0 {
