@@ -13,19 +13,31 @@
 // order of their files' names and then of the source, and each starts from
 // a known state (freshStart, startStandalone):
 //
+//	activation_test.go  socket activation of daemon.service: the system as
+//	                    booted (as TestMain saw it, so that test need not
+//	                    run first), the first connection, a start that
+//	                    waits for READY=1
 //	credentials_test.go the API token: a credential, rotated, encrypted, missing
 //	debug_test.go       DEBUG_INVOCATION after a failure
+//	drain_test.go       a stop that finishes the requests in flight, and
+//	                    restarts under load that lose none
 //	failure_test.go     failed starts
 //	faults_test.go      a full disk, daemon-reexec, a journald restart, SIGKILL mid-writes
 //	fdstore_test.go     what the daemon keeps in, and takes out of, the FD store
+//	health_test.go      the health check and systemd's watchdog, running and
+//	                    stopping
+//	journal_test.go     the daemon's journal entries
+//	reboot_test.go      the reboot, which only test/vm runs (it selects it
+//	                    by name, -test.run '^TestReboot'); it skips elsewhere
+//	reload_test.go      systemctl reload: applied in place, refused, too slow
 //	resources_test.go   the Go memory limit, GOMAXPROCS and memory pressure
-//	scenarios_test.go   the socket-activated daemon.service; its first test
-//	                    checks the system as booted (as TestMain saw it, so
-//	                    it need not run first), its last the reboot, which
-//	                    only test/vm runs
+//	sandbox_test.go     the sandbox and, last of daemon.service's scenarios
+//	                    before the standalone ones, the metrics socket
 //	standalone_test.go  daemon-standalone.service and the FD store
 //	upgrade_test.go     the package: upgrade, remove, purge, reinstall; last,
-//	                    because removing the package stops everything
+//	                    because removing the package stops everything (so a
+//	                    new file's name sorts before it: the watchdog's
+//	                    scenarios are in health_test.go, not watchdog_test.go)
 //
 // Waiting is always bounded polling of something observable (eventually),
 // never a sleep.
@@ -111,7 +123,7 @@ func TestMain(m *testing.M) {
 // asBooted holds the daemon's units as the boot left them, read by TestMain
 // before any test runs, so that TestServiceIsNotStartedAtBoot can check them
 // wherever it comes in the order of the tests (files sort by name, and a
-// new file may sort before scenarios_test.go).
+// new file may sort before activation_test.go).
 var asBooted map[string]map[string]string
 
 // bootState reads the state of the daemon's service and sockets.
@@ -622,4 +634,61 @@ func waitRestarted(t testing.TB, unit string, restarts, oldPID int, limit time.D
 			fmt.Sprintf("NRestarts=%d (was %d) MainPID=%d (was %d) %s", n, restarts, pid, oldPID, st)
 	})
 	return pid
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsSubstring(list []string, s string) bool {
+	for _, x := range list {
+		if strings.Contains(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func portOf(addr string) string {
+	i := strings.LastIndex(addr, ":")
+	return addr[i+1:]
+}
+
+// procUID returns the real UID a process runs as.
+func procUID(t testing.TB, pid int) int {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+			uid, err := strconv.Atoi(strings.Fields(v)[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return uid
+		}
+	}
+	t.Fatalf("/proc/%d/status has no Uid line", pid)
+	return 0
+}
+
+// props returns several properties of a unit from one `systemctl show`, so
+// that they describe the same moment.
+func props(t testing.TB, unit string, names ...string) map[string]string {
+	t.Helper()
+	out := systemctl(t, "show", "--property="+strings.Join(names, ","), unit)
+	p := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			p[k] = v
+		}
+	}
+	return p
 }
