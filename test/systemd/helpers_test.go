@@ -21,8 +21,10 @@
 //	debug_test.go       DEBUG_INVOCATION after a failure
 //	drain_test.go       a stop that finishes the requests in flight, and
 //	                    restarts under load that lose none
+//	example_*_test.go   the example app's scenarios (its greeting and notes),
+//	                    which leave with it; nothing else uses them
 //	failure_test.go     failed starts
-//	faults_test.go      a full disk, daemon-reexec, a journald restart, SIGKILL mid-writes
+//	faults_test.go      daemon-reexec, a journald restart
 //	fdstore_test.go     what the daemon keeps in, and takes out of, the FD store
 //	health_test.go      the health check and systemd's watchdog, running and
 //	                    stopping
