@@ -39,9 +39,12 @@ func TestFirstConnectionStartsService(t *testing.T) {
 		t.Fatalf("%s is %s after systemctl stop", unit, st)
 	}
 
-	code, body := get(t, baseURL(t)+"/")
-	if code != http.StatusOK || !strings.Contains(body, "hello from the scenarios") {
-		t.Fatalf("first GET / = %d %q, want 200 with the configured greeting", code, body)
+	// The first request is one of the test instruments, which answer only
+	// when the config turns them on: the daemon this connection started read
+	// the config written above.
+	code, body := instrument(t, http.MethodGet, "/debug/sleep?d=0s")
+	if code != http.StatusOK || body != "slept 0s\n" {
+		t.Fatalf("first GET /debug/sleep?d=0s = %d %q, want 200 \"slept 0s\" (instruments.enabled is set)", code, body)
 	}
 	if st := prop(t, unit, "ActiveState"); st != "active" {
 		t.Fatalf("%s is %s after the first connection, want active", unit, st)
@@ -67,11 +70,13 @@ func TestFirstConnectionStartsService(t *testing.T) {
 }
 
 // TestStartWaitsForReady: Type=notify makes `systemctl start` return only
-// once the daemon has sent READY=1, after its warm-up (start_delay), so the
-// daemon is ready the moment the command returns: no polling needed.
+// once the daemon has sent READY=1, after its warm-up (the instruments'
+// start_delay, which stands for an app that loads something before it can
+// serve), so the daemon is ready the moment the command returns: no polling
+// needed.
 func TestStartWaitsForReady(t *testing.T) {
 	const delay = 2 * time.Second
-	writeConfig(t, baseConfig+fmt.Sprintf("start_delay = %q\n", delay.String()))
+	writeConfig(t, baseConfig+fmt.Sprintf("instruments.start_delay = %q\n", delay.String()))
 	systemctl(t, "stop", unit)
 	systemctl(t, "reset-failed", unit)
 

@@ -13,7 +13,7 @@ import (
 func TestAFailedStartShowsWhyInStatus(t *testing.T) {
 	freshStart(t, baseConfig)
 	t.Cleanup(func() { writeConfig(t, baseConfig); systemctl(t, "reset-failed", unit) })
-	writeConfig(t, "greeting = \"x\"\ndrain_timeout = \"soon\"\n")
+	writeConfig(t, "log_level = \"info\"\ndrain_timeout = \"soon\"\n")
 	if _, err := tryCommand("systemctl", "restart", unit); err == nil {
 		t.Fatal("systemctl restart with an invalid config succeeded")
 	}
@@ -35,7 +35,7 @@ func TestAFailedStartShowsWhyInStatus(t *testing.T) {
 func TestConfigErrorAtStartIsNotRestarted(t *testing.T) {
 	freshStart(t, baseConfig)
 	t.Cleanup(func() { writeConfig(t, baseConfig); systemctl(t, "reset-failed", unit) })
-	writeConfig(t, "greeting = [this is not TOML\n")
+	writeConfig(t, "log_level = [this is not TOML\n")
 	if _, err := tryCommand("systemctl", "restart", unit); err == nil {
 		t.Fatalf("systemctl restart with a broken config succeeded")
 	}

@@ -15,7 +15,8 @@ import (
 // TestDaemonReexecAndReloadKeepTheProtocol: systemctl daemon-reexec and
 // daemon-reload while the daemon serves under load refuse no request, and
 // afterwards systemd still hears the daemon: the watchdog is fed, a reload
-// is answered and its STATUS= shown.
+// is answered (the new config, test instruments off, in force) and its
+// STATUS= shown.
 func TestDaemonReexecAndReloadKeepTheProtocol(t *testing.T) {
 	pid := freshStart(t, baseConfig)
 	l := startLoad(t, baseURL(t), 4)
@@ -29,11 +30,11 @@ func TestDaemonReexecAndReloadKeepTheProtocol(t *testing.T) {
 		n := propInt(t, unit, "WatchdogTimestampMonotonic")
 		return n > since, fmt.Sprintf("WatchdogTimestampMonotonic=%d (was %d)", n, since)
 	})
-	writeConfig(t, strings.Replace(baseConfig, "hello from the scenarios", "hello after the re-exec", 1))
+	writeConfig(t, instrumentsConfig(false))
 	systemctl(t, "reload", unit)
-	eventually(t, 10*time.Second, "the reloaded greeting", func() (bool, string) {
-		_, body := get(t, baseURL(t)+"/")
-		return strings.Contains(body, "after the re-exec"), body
+	eventually(t, 10*time.Second, "the reloaded config, instruments off, in force", func() (bool, string) {
+		code := instrumentsAnswer(t)
+		return code == http.StatusNotFound, fmt.Sprintf("GET /debug/sleep?d=0s = %d, want 404", code)
 	})
 	eventually(t, 10*time.Second, "STATUS= after the reload", func() (bool, string) {
 		s := prop(t, unit, "StatusText")
@@ -51,7 +52,8 @@ func TestDaemonReexecAndReloadKeepTheProtocol(t *testing.T) {
 }
 
 // TestJournaldRestartLosesNoLogRecord: the daemon logs a numbered line per
-// request while systemd-journald restarts. Every line reaches the journal:
+// request (the test instrument POST /debug/log?seq=N) while
+// systemd-journald restarts. Every line reaches the journal:
 // as its own entry, through the socket systemd holds for journald while it
 // restarts, or, if the journal refused one, as a text line on stderr (the
 // handler's fallback), which journald stores too.
@@ -59,6 +61,7 @@ func TestJournaldRestartLosesNoLogRecord(t *testing.T) {
 	pid := freshStart(t, baseConfig)
 	cursor := journalCursor(t)
 	url := baseURL(t)
+	auth := "Bearer " + apiToken(t)
 	var (
 		mu   sync.Mutex
 		sent int
@@ -67,14 +70,16 @@ func TestJournaldRestartLosesNoLogRecord(t *testing.T) {
 	go func() {
 		defer close(done)
 		for seq := 1; ; seq++ {
-			resp, err := client.Get(fmt.Sprintf("%s/debug/log?seq=%d", url, seq))
+			req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/debug/log?seq=%d", url, seq), nil)
+			req.Header.Set("Authorization", auth)
+			resp, err := client.Do(req)
 			if err != nil {
-				t.Errorf("GET /debug/log?seq=%d: %v", seq, err)
+				t.Errorf("POST /debug/log?seq=%d: %v", seq, err)
 				return
 			}
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusNoContent {
-				t.Errorf("GET /debug/log?seq=%d = %d", seq, resp.StatusCode)
+				t.Errorf("POST /debug/log?seq=%d = %d, want 204", seq, resp.StatusCode)
 				return
 			}
 			mu.Lock()
@@ -99,7 +104,7 @@ func TestJournaldRestartLosesNoLogRecord(t *testing.T) {
 		if v, ok := e["SEQ"].(string); ok {
 			n, _ := strconv.Atoi(v)
 			seen[n] = "native"
-		} else if m, _ := e["MESSAGE"].(string); strings.Contains(m, "debug log line") {
+		} else if m, _ := e["MESSAGE"].(string); strings.Contains(m, "instrument log line") {
 			if _, rest, ok := strings.Cut(m, "seq="); ok {
 				n, _ := strconv.Atoi(strings.Fields(rest)[0])
 				seen[n] = "fallback"

@@ -12,17 +12,19 @@ import (
 	"time"
 )
 
-// TestWatchdogRestartsWedgedDaemon: when the daemon's work loop hangs, its
-// health check fails and it stops sending WATCHDOG=1; after WatchdogSec=
-// systemd kills it (Result=watchdog) and Restart=on-failure brings it back.
+// TestWatchdogRestartsWedgedDaemon: when the daemon's health check hangs (a
+// wedged work loop, a stuck disk: here the health switch, POST
+// /debug/health?state=hang), /healthz answers 503 at the check's deadline
+// and the daemon stops sending WATCHDOG=1; after WatchdogSec= systemd kills
+// it (Result=watchdog) and Restart=on-failure brings it back, healthy.
 func TestWatchdogRestartsWedgedDaemon(t *testing.T) {
 	pid := freshStart(t, baseConfig)
 	restarts := propInt(t, unit, "NRestarts")
 	cursor := journalCursor(t)
 	watchdog := propDuration(t, unit, "WatchdogUSec")
 
-	if code, body := do(t, http.MethodPost, baseURL(t)+"/debug/wedge", ""); code != http.StatusAccepted {
-		t.Fatalf("POST /debug/wedge = %d %q, want 202", code, body)
+	if code, body := instrument(t, http.MethodPost, "/debug/health?state=hang"); code != http.StatusNoContent {
+		t.Fatalf("POST /debug/health?state=hang = %d %q, want 204", code, body)
 	}
 	eventually(t, 3*time.Second, "health check failing while wedged", func() (bool, string) {
 		code, body := get(t, baseURL(t)+"/healthz")
@@ -49,8 +51,8 @@ func TestWatchdogRestartsWedgedDaemon(t *testing.T) {
 	if r := prop(t, unit, "Result"); r != "success" {
 		t.Errorf("Result=%s after the restart, want success (reset by the new start)", r)
 	}
-	if code, _ := get(t, baseURL(t)+"/healthz"); code != http.StatusOK {
-		t.Errorf("GET /healthz after the restart = %d, want 200", code)
+	if code, body := get(t, baseURL(t)+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("GET /healthz after the restart = %d %q, want 200 \"ok\": the new process starts healthy", code, body)
 	}
 }
 

@@ -41,6 +41,11 @@
 //	                    new file's name sorts before it: the watchdog's
 //	                    scenarios are in health_test.go, not watchdog_test.go)
 //
+// The kit's scenarios use only the kit: its routes (/healthz, /readyz,
+// /metrics), its keys (baseConfig) and its test instruments (instrument),
+// so that they pass for any app on the kit. What is the example's is in the
+// example_ files.
+//
 // Waiting is always bounded polling of something observable (eventually),
 // never a sleep.
 package systemd_test
@@ -84,15 +89,25 @@ var (
 	packagePath = os.Getenv("PACKAGE")
 )
 
-// baseConfig is what freshStart writes unless a test needs more: debug
-// endpoints on (the wedge and the slow request), and debug logging so the
-// journal has something to show.
+// baseConfig is what freshStart writes unless a test needs more: the kit's
+// keys alone, so that it holds for any app on the kit. The test instruments
+// on (the health switch, the slow request, the allocation, the log burst:
+// instrument), debug logging so the journal has something to show, and a
+// drain longer than any request a scenario leaves in flight. The
+// instruments' key is dotted, not an [instruments] table, so that a test
+// can append top-level keys to this config.
 const baseConfig = `
-greeting = "hello from the scenarios"
 log_level = "debug"
 drain_timeout = "10s"
-debug_endpoints = true
+instruments.enabled = true
 `
+
+// instrumentsConfig is baseConfig with the test instruments on or off, a
+// reloadable key: what the reload scenarios change, to see which config is
+// in force (instrumentsAnswer).
+func instrumentsConfig(on bool) string {
+	return strings.Replace(baseConfig, "instruments.enabled = true", fmt.Sprintf("instruments.enabled = %t", on), 1)
+}
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
@@ -310,6 +325,32 @@ func doAuth(t testing.TB, method, url, body, authorization string) (int, string)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// instrument sends a request to one of the kit's test instruments (path
+// under /debug/, with its query) on the socket-activated port, with the API
+// token they all need, and returns the status and body.
+func instrument(t testing.TB, method, path string) (int, string) {
+	t.Helper()
+	return doAuth(t, method, baseURL(t)+path, "", "Bearer "+apiToken(t))
+}
+
+// instrumentsAnswer returns the status of the cheapest instrument, a sleep
+// of nothing: 200 while the config in force turns the instruments on, 404
+// while it leaves them off.
+func instrumentsAnswer(t testing.TB) int {
+	t.Helper()
+	code, _ := instrument(t, http.MethodGet, "/debug/sleep?d=0s")
+	return code
+}
+
+// instrumentsStatus is what instrumentsAnswer gives when the instruments
+// are on or off.
+func instrumentsStatus(on bool) int {
+	if on {
+		return http.StatusOK
+	}
+	return http.StatusNotFound
 }
 
 // apiToken returns the token in the file LoadCredential= names.
@@ -545,12 +586,14 @@ func holdsSocket(pid int, inode uint64) bool {
 	return false
 }
 
-// load sends GET / without a pause from several goroutines, each request on
-// a new connection (no keep-alive), so that any moment in which nobody
-// listens on the port shows up as a refused connection. Refused connections
-// (ECONNREFUSED) are counted apart from other failures (a reset, a wrong
-// answer), because they mean different things: the first that the port was
-// closed, the second that a request the daemon had taken was lost.
+// load sends GET /healthz without a pause from several goroutines, each
+// request on a new connection (no keep-alive), so that any moment in which
+// nobody listens on the port shows up as a refused connection. A request
+// counts as served when it gets 200 "ok": the daemon took it and its health
+// check passed. Refused connections (ECONNREFUSED) are counted apart from
+// other failures (a reset, a wrong answer), because they mean different
+// things: the first that the port was closed, the second that a request the
+// daemon had taken was lost.
 type load struct {
 	ok, refused, failed atomic.Int64
 	errs                sync.Map // error text -> true
@@ -574,11 +617,11 @@ func startLoad(t testing.TB, url string, workers int) *load {
 					return
 				default:
 				}
-				resp, err := loadClient.Get(url + "/")
+				resp, err := loadClient.Get(url + "/healthz")
 				if err == nil {
 					b, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "hello") {
+					if resp.StatusCode != http.StatusOK || string(b) != "ok\n" {
 						err = fmt.Errorf("%d %q", resp.StatusCode, b)
 					}
 				}

@@ -14,7 +14,7 @@ import (
 func TestJournalEntriesAreStructured(t *testing.T) {
 	cursor := journalCursor(t)
 	pid := freshStart(t, baseConfig)
-	get(t, baseURL(t)+"/")
+	get(t, baseURL(t)+"/healthz")
 	systemctl(t, "stop", unit) // the stop is logged too; and the journal is flushed
 
 	entries := journal(t, cursor, "_PID="+strconv.Itoa(pid))

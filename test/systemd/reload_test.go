@@ -4,6 +4,7 @@ package systemd_test
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -11,11 +12,14 @@ import (
 	"time"
 )
 
-// TestReloadAppliesNewConfigInPlace: systemctl reload changes the greeting
-// without a restart: same process, new config. And it shows when `systemctl
-// reload` returns. To see that, the config file is a FIFO while the reload
-// runs: the daemon's read blocks until the test writes the new config into
-// it, which it does only once it has seen whether systemctl returned.
+// TestReloadAppliesNewConfigInPlace: systemctl reload applies a new config
+// without a restart: same process, new config, seen through a reloadable
+// key of the kit's, instruments.enabled, turned off and on again from one
+// reload to the next (an instrument answers 200 or 404, instrumentsAnswer).
+// And it shows when `systemctl reload` returns. To see that, the config
+// file is a FIFO while the reload runs: the daemon's read blocks until the
+// test writes the new config into it, which it does only once it has seen
+// whether systemctl returned.
 //
 //   - systemd >= 253, Type=notify-reload (the drop-in): systemd sends SIGHUP
 //     itself and the reload job ends with the daemon's READY=1. Always.
@@ -37,7 +41,9 @@ func TestReloadAppliesNewConfigInPlace(t *testing.T) {
 	}
 	waited := 0
 	for i := 1; i <= trials; i++ {
-		greeting := fmt.Sprintf("hello after reload %d", i)
+		// Off, on, off...: each reload changes what the instruments answer.
+		on := i%2 == 0
+		want := instrumentsStatus(on)
 		fifo := configFIFO(t)
 		start := time.Now()
 		reloaded := reloadAsync()
@@ -54,11 +60,11 @@ func TestReloadAppliesNewConfigInPlace(t *testing.T) {
 		case <-time.After(prompt):
 			waited++
 		}
-		fifo.write(t, strings.Replace(baseConfig, "hello from the scenarios", greeting, 1))
+		fifo.write(t, instrumentsConfig(on))
 		if early {
-			eventually(t, 5*time.Second, "new greeting after reload", func() (bool, string) {
-				_, body := get(t, baseURL(t)+"/")
-				return strings.Contains(body, greeting), "GET / = " + body
+			eventually(t, 5*time.Second, fmt.Sprintf("instruments.enabled = %t in force after reload %d", on, i), func() (bool, string) {
+				code := instrumentsAnswer(t)
+				return code == want, fmt.Sprintf("GET /debug/sleep?d=0s = %d, want %d", code, want)
 			})
 			continue
 		}
@@ -70,9 +76,9 @@ func TestReloadAppliesNewConfigInPlace(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("systemctl reload still running 10s after the daemon could read its config")
 		}
-		// Done means done: the new greeting is served right away.
-		if _, body := get(t, baseURL(t)+"/"); !strings.Contains(body, greeting) {
-			t.Errorf("GET / right after systemctl reload = %q, want %q", body, greeting)
+		// Done means done: the new config is in force right away.
+		if code := instrumentsAnswer(t); code != want {
+			t.Errorf("reload %d: GET /debug/sleep?d=0s right after systemctl reload = %d, want %d (instruments.enabled = %t)", i, code, want, on)
 		}
 		if st := prop(t, unit, "SubState"); st != "running" {
 			t.Errorf("SubState=%s right after systemctl reload, want running", st)
@@ -89,14 +95,16 @@ func TestReloadAppliesNewConfigInPlace(t *testing.T) {
 
 // TestReloadKeepsOldConfigWhenNewOneIsInvalid: a reload with a broken
 // config must not take the daemon down; it keeps serving the old config and
-// says what is wrong in its status. The daemon ends a failed reload with
+// says what is wrong in its status. The broken config also turns the test
+// instruments off, and they still answer afterwards: nothing of it was
+// applied, not even its valid keys. The daemon ends a failed reload with
 // READY=1 like any other, so with notify-reload `systemctl reload` returns
 // (successfully: the daemon is serving) well before the reload timeout,
 // TimeoutStartSec=, instead of hanging until it.
 func TestReloadKeepsOldConfigWhenNewOneIsInvalid(t *testing.T) {
 	pid := freshStart(t, baseConfig)
 	cursor := journalCursor(t)
-	writeConfig(t, strings.Replace(baseConfig, `log_level = "debug"`, `log_level = "loud"`, 1))
+	writeConfig(t, strings.Replace(instrumentsConfig(false), `log_level = "debug"`, `log_level = "loud"`, 1))
 	start := time.Now()
 	systemctl(t, "reload", unit)
 	took := time.Since(start)
@@ -125,8 +133,8 @@ func TestReloadKeepsOldConfigWhenNewOneIsInvalid(t *testing.T) {
 	if got := propInt(t, unit, "MainPID"); got != pid {
 		t.Errorf("MainPID changed from %d to %d after a bad reload", pid, got)
 	}
-	if _, body := get(t, baseURL(t)+"/"); !strings.Contains(body, "hello from the scenarios") {
-		t.Errorf("GET / after a bad reload = %q, want the old greeting", body)
+	if code := instrumentsAnswer(t); code != http.StatusOK {
+		t.Errorf("GET /debug/sleep?d=0s after a bad reload = %d, want 200: the old config, instruments on, is not the one in force", code)
 	}
 	// The error is logged at error priority (3) too, found by the query
 	// docs/walkthrough.md shows, with the error in a field of its own.
@@ -160,7 +168,6 @@ func TestReloadThatOutlastsItsTimeout(t *testing.T) {
 	runtimeDropIn(t, unit, "zz-scenario.conf", "[Service]\nTimeoutStartSec=2s\n")
 	pid := freshStart(t, baseConfig)
 	timeout := propDuration(t, unit, "TimeoutStartUSec")
-	const greeting = "hello after the slow reload"
 	fifo := configFIFO(t)
 	cursor := journalCursor(t)
 
@@ -171,7 +178,7 @@ func TestReloadThatOutlastsItsTimeout(t *testing.T) {
 		return containsSubstring(ms, "Reload operation timed out"), strings.Join(ms, "; ")
 	})
 	if v := systemdVersion(t); v >= reloadTimeoutEndsReload {
-		reloadTimeoutEndsTheJob(t, v, cursor, start, timeout, reloaded, fifo, pid, greeting)
+		reloadTimeoutEndsTheJob(t, v, cursor, start, timeout, reloaded, fifo, pid)
 		return
 	}
 	if st := prop(t, unit, "ActiveState"); st != "reloading" {
@@ -190,7 +197,8 @@ func TestReloadThatOutlastsItsTimeout(t *testing.T) {
 			time.Since(start).Round(time.Millisecond), timeout, unit)
 	}
 
-	fifo.write(t, strings.Replace(baseConfig, "hello from the scenarios", greeting, 1))
+	// The new config turns the instruments off: what shows that it applies.
+	fifo.write(t, instrumentsConfig(false))
 	if waiting {
 		select {
 		case err := <-reloaded:
@@ -212,8 +220,8 @@ func TestReloadThatOutlastsItsTimeout(t *testing.T) {
 	if got := propInt(t, unit, "MainPID"); got != pid {
 		t.Errorf("MainPID changed from %d to %d", pid, got)
 	}
-	if _, body := get(t, baseURL(t)+"/"); !strings.Contains(body, greeting) {
-		t.Errorf("GET / after the slow reload = %q, want the new greeting", body)
+	if code := instrumentsAnswer(t); code != http.StatusNotFound {
+		t.Errorf("GET /debug/sleep?d=0s after the slow reload = %d, want 404: the new config, instruments off, is not in force", code)
 	}
 }
 
@@ -231,7 +239,7 @@ const reloadTimeoutEndsReload = 262
 // 262 `systemctl reload` no longer hangs on a slow reload, but its failure
 // does not mean that the new config was not applied.
 func reloadTimeoutEndsTheJob(t *testing.T, v int, cursor string, start time.Time, timeout time.Duration,
-	reloaded <-chan error, fifo fifo, pid int, greeting string) {
+	reloaded <-chan error, fifo fifo, pid int) {
 	t.Helper()
 	select {
 	case err := <-reloaded:
@@ -252,10 +260,10 @@ func reloadTimeoutEndsTheJob(t *testing.T, v int, cursor string, start time.Time
 		t.Errorf("ReloadResult=%s, want timeout", r)
 	}
 	// The daemon, still in its reload, reads the config now and applies it.
-	fifo.write(t, strings.Replace(baseConfig, "hello from the scenarios", greeting, 1))
-	eventually(t, 10*time.Second, "the new greeting after the late reload", func() (bool, string) {
-		_, body := get(t, baseURL(t)+"/")
-		return strings.Contains(body, greeting), "GET / = " + body
+	fifo.write(t, instrumentsConfig(false))
+	eventually(t, 10*time.Second, "the new config (instruments off) after the late reload", func() (bool, string) {
+		code := instrumentsAnswer(t)
+		return code == http.StatusNotFound, fmt.Sprintf("GET /debug/sleep?d=0s = %d, want 404", code)
 	})
 	if got := propInt(t, unit, "MainPID"); got != pid {
 		t.Errorf("MainPID changed from %d to %d", pid, got)

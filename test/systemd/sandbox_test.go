@@ -145,7 +145,7 @@ func TestHasNoNetworkOfItsOwn(t *testing.T) {
 		t.Errorf("network devices in the daemon's namespace: %v, want only lo", names)
 	}
 	if out, err := tryCommand("nsenter", "--target", strconv.Itoa(pid), "--net",
-		"curl", "--silent", "--max-time", "2", baseURL(t)+"/"); err == nil {
+		"curl", "--silent", "--max-time", "2", baseURL(t)+"/healthz"); err == nil {
 		t.Errorf("from the daemon's network namespace, %s answered %q", baseURL(t), out)
 	}
 }
@@ -200,8 +200,8 @@ func TestOutboundConnectionsNeedAllThreeLoosened(t *testing.T) {
 			if c.connects {
 				// The daemon still does its job: socket activation is
 				// unaffected by its own network settings.
-				if code, _ := get(t, baseURL(t)+"/"); code != http.StatusOK {
-					t.Errorf("GET / = %d with the loosened sandbox", code)
+				if code, body := get(t, baseURL(t)+"/healthz"); code != http.StatusOK {
+					t.Errorf("GET /healthz = %d %q with the loosened sandbox", code, body)
 				}
 			}
 		})
