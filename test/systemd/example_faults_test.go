@@ -24,7 +24,7 @@ import (
 // saying the disk is full, the daemon stays healthy and serves reads, and
 // after a restart every note that got a 204 is there.
 func TestAFullDiskAnswers507AndLosesNothing(t *testing.T) {
-	freshStart(t, baseConfig)
+	freshStart(t, exampleConfig)
 	stateDir := filepath.Join("/var/lib/private", prop(t, unit, "StateDirectory"))
 	systemctl(t, "stop", unit)
 	if out, err := tryCommand("mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", stateDir); err != nil {
@@ -81,7 +81,7 @@ func TestAFullDiskAnswers507AndLosesNothing(t *testing.T) {
 // in the middle of that and systemd restarts it. The database opens and
 // every note that got a 204, before the kill or after, is there.
 func TestSIGKILLMidWritesLosesNoAcknowledgedWrite(t *testing.T) {
-	pid := freshStart(t, baseConfig)
+	pid := freshStart(t, exampleConfig)
 	url := baseURL(t)
 	token := apiToken(t)
 	var (
