@@ -216,7 +216,8 @@ func TestPackageRemoveReleasesTheStandalonePort(t *testing.T) {
 // TestPackageRemoveAndPurge: dpkg --remove stops the units, closes the ports
 // and takes away the files and the drop-in links, keeping the configuration
 // and the state; dpkg --purge takes those and the enablement links too.
-// Then a fresh install, on a running system, starts the sockets at once.
+// Then a fresh install, on a running system, starts the sockets at once,
+// and the daemon the first connection starts runs on the packaged config.
 func TestPackageRemoveAndPurge(t *testing.T) {
 	freshStart(t, baseConfig)
 	t.Cleanup(func() { installPackage(t) }) // if the test stopped half-way
@@ -324,7 +325,9 @@ func TestPackageRemoveAndPurge(t *testing.T) {
 	systemctl(t, "stop", unit) // the stop's STOPPING=1 is logged at debug too
 	command(t, "journalctl", "--sync")
 	started := journal(t, cursor, "_PID="+strconv.Itoa(pid), "MESSAGE=runtime limits")
-	debug := journal(t, cursor, "_PID="+strconv.Itoa(pid), "PRIORITY=7")
+	// The daemon's own entries: systemd's, from the same PID before the
+	// exec, can be at debug too (see TestTheRunAfterAFailureLogsAtDebug).
+	debug := journal(t, cursor, "_PID="+strconv.Itoa(pid), "SYSLOG_IDENTIFIER="+name, "PRIORITY=7")
 	t.Logf("fresh install: log_level %q in the packaged config; the daemon logged %d entries at debug", level, len(debug))
 	if len(started) == 0 {
 		t.Errorf("no \"runtime limits\" entry from the daemon (PID %d) started after the fresh install", pid)
