@@ -16,9 +16,10 @@ import (
 
 // TestTheTokenIsACredential: the package made the token, root's alone; the
 // daemon, as its dynamic user, gets it through LoadCredential= and accepts
-// writes that carry it, while the file it came from stays unreadable to that
-// user, even inside the daemon's own namespace; and the token is in neither
-// the daemon's environment nor its command line.
+// the requests that carry it (the test instruments: the health switch, for
+// one), while the file it came from stays unreadable to that user, even
+// inside the daemon's own namespace; and the token is in neither the
+// daemon's environment nor its command line.
 func TestTheTokenIsACredential(t *testing.T) {
 	fi, err := os.Stat(tokenPath)
 	if err != nil {
@@ -62,13 +63,18 @@ func TestTheTokenIsACredential(t *testing.T) {
 		t.Errorf("UID %s reading %s: %q, %v; want Permission denied", uid, tokenPath, got, err)
 	}
 
-	// Writes need it, reads do not.
-	url := baseURL(t) + "/notes/credential"
-	if code, body := do(t, http.MethodPut, url, "kept"); code != http.StatusNoContent {
-		t.Errorf("PUT with the token = %d %q, want 204", code, body)
+	// The instruments need it, the kit's own routes do not. The health
+	// switch is the write: with the token it is set (to ok, as it was);
+	// without it, or with another, the request to make the health check
+	// fail is refused, and /healthz, asked without a token, shows that it
+	// was not carried out.
+	health := baseURL(t) + "/debug/health?state="
+	t.Cleanup(func() { instrument(t, http.MethodPost, "/debug/health?state=ok") })
+	if code, body := instrument(t, http.MethodPost, "/debug/health?state=ok"); code != http.StatusNoContent {
+		t.Errorf("POST /debug/health?state=ok with the token = %d %q, want 204", code, body)
 	}
 	for _, auth := range []string{"", "Bearer " + strings.Repeat("0", 64)} {
-		req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader("lost"))
+		req, _ := http.NewRequest(http.MethodPost, health+"fail", nil)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
@@ -77,12 +83,12 @@ func TestTheTokenIsACredential(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
-			t.Errorf("PUT with Authorization %q = %d, WWW-Authenticate %q; want 401, Bearer", auth, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		if challenge := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(challenge, `Bearer realm="`+name+`"`) {
+			t.Errorf("POST /debug/health?state=fail with Authorization %q = %d, WWW-Authenticate %q; want 401, Bearer realm=%q", auth, resp.StatusCode, challenge, name)
 		}
 	}
-	if code, body := get(t, url); code != http.StatusOK || body != "kept" {
-		t.Errorf("GET without a token = %d %q, want 200 and the note the refused writes left alone", code, body)
+	if code, body := get(t, baseURL(t)+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("GET /healthz without a token = %d %q, want 200 \"ok\": the refused requests to fail the health check were carried out", code, body)
 	}
 }
 
@@ -105,7 +111,7 @@ func processIDs(t testing.TB, pid int) (uid, gid string) {
 }
 
 // TestARotatedTokenTakesEffectAsDocumented: a new token in the file is the
-// one writes need after `systemctl reload` where systemd refreshes
+// one the instruments need after `systemctl reload` where systemd refreshes
 // credentials at a reload (262, with the refresh-credentials.conf drop-in),
 // and after `systemctl restart` where it does not (252, 257), the old one
 // serving until then.
@@ -122,15 +128,16 @@ func TestARotatedTokenTakesEffectAsDocumented(t *testing.T) {
 	if err := os.WriteFile(tokenPath, []byte(rotated+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	url := baseURL(t) + "/notes/rotation"
+	// The health switch, set to ok (as it is): a write that changes nothing.
+	url := baseURL(t) + "/debug/health?state=ok"
 	needs := func(when, token string) {
 		t.Helper()
 		other := map[string]string{old: rotated, rotated: old}[token]
-		if code, body := doAuth(t, http.MethodPut, url, "x", "Bearer "+token); code != http.StatusNoContent {
-			t.Errorf("%s: PUT with the %s token = %d %q, want 204", when, map[bool]string{true: "old", false: "new"}[token == old], code, body)
+		if code, body := doAuth(t, http.MethodPost, url, "", "Bearer "+token); code != http.StatusNoContent {
+			t.Errorf("%s: POST /debug/health?state=ok with the %s token = %d %q, want 204", when, map[bool]string{true: "old", false: "new"}[token == old], code, body)
 		}
-		if code, _ := doAuth(t, http.MethodPut, url, "x", "Bearer "+other); code != http.StatusUnauthorized {
-			t.Errorf("%s: PUT with the %s token = %d, want 401", when, map[bool]string{true: "old", false: "new"}[other == old], code)
+		if code, _ := doAuth(t, http.MethodPost, url, "", "Bearer "+other); code != http.StatusUnauthorized {
+			t.Errorf("%s: POST /debug/health?state=ok with the %s token = %d, want 401", when, map[bool]string{true: "old", false: "new"}[other == old], code)
 		}
 	}
 	systemctl(t, "reload", unit)
@@ -202,7 +209,10 @@ func TestAnEncryptedTokenWorksTheSame(t *testing.T) {
 	if lc := prop(t, unit, "LoadCredential"); strings.Contains(lc, tokenPath) {
 		t.Errorf("LoadCredential=%s: the drop-in did not clear the unit's", lc)
 	}
-	if code, body := do(t, http.MethodPut, baseURL(t)+"/notes/encrypted", "x"); code != http.StatusNoContent {
-		t.Errorf("PUT with the token, loaded encrypted = %d %q, want 204", code, body)
+	if code, body := instrument(t, http.MethodPost, "/debug/health?state=ok"); code != http.StatusNoContent {
+		t.Errorf("POST /debug/health?state=ok with the token, loaded encrypted = %d %q, want 204", code, body)
+	}
+	if code, _ := doAuth(t, http.MethodPost, baseURL(t)+"/debug/health?state=ok", "", "Bearer "+strings.Repeat("0", 64)); code != http.StatusUnauthorized {
+		t.Errorf("POST /debug/health?state=ok with another token, the encrypted one loaded = %d, want 401", code)
 	}
 }

@@ -13,19 +13,38 @@
 // order of their files' names and then of the source, and each starts from
 // a known state (freshStart, startStandalone):
 //
+//	activation_test.go  socket activation of daemon.service: the system as
+//	                    booted (as TestMain saw it, so that test need not
+//	                    run first), the first connection, a start that
+//	                    waits for READY=1
 //	credentials_test.go the API token: a credential, rotated, encrypted, missing
 //	debug_test.go       DEBUG_INVOCATION after a failure
+//	drain_test.go       a stop that finishes the requests in flight, and
+//	                    restarts under load that lose none
+//	example_*_test.go   the example app's scenarios (its greeting and notes),
+//	                    which leave with it; nothing else uses them
 //	failure_test.go     failed starts
-//	faults_test.go      a full disk, daemon-reexec, a journald restart, SIGKILL mid-writes
+//	faults_test.go      daemon-reexec, a journald restart
 //	fdstore_test.go     what the daemon keeps in, and takes out of, the FD store
+//	health_test.go      the health check and systemd's watchdog, running and
+//	                    stopping
+//	journal_test.go     the daemon's journal entries
+//	reboot_test.go      the reboot, which only test/vm runs (it selects it
+//	                    by name, -test.run '^TestReboot'); it skips elsewhere
+//	reload_test.go      systemctl reload: applied in place, refused, too slow
 //	resources_test.go   the Go memory limit, GOMAXPROCS and memory pressure
-//	scenarios_test.go   the socket-activated daemon.service; its first test
-//	                    checks the system as booted (as TestMain saw it, so
-//	                    it need not run first), its last the reboot, which
-//	                    only test/vm runs
+//	sandbox_test.go     the sandbox and, last of daemon.service's scenarios
+//	                    before the standalone ones, the metrics socket
 //	standalone_test.go  daemon-standalone.service and the FD store
 //	upgrade_test.go     the package: upgrade, remove, purge, reinstall; last,
-//	                    because removing the package stops everything
+//	                    because removing the package stops everything (so a
+//	                    new file's name sorts before it: the watchdog's
+//	                    scenarios are in health_test.go, not watchdog_test.go)
+//
+// The kit's scenarios use only the kit: its routes (/healthz, /readyz,
+// /metrics), its keys (baseConfig) and its test instruments (instrument),
+// so that they pass for any app on the kit. What is the example's is in the
+// example_ files.
 //
 // Waiting is always bounded polling of something observable (eventually),
 // never a sleep.
@@ -70,15 +89,25 @@ var (
 	packagePath = os.Getenv("PACKAGE")
 )
 
-// baseConfig is what freshStart writes unless a test needs more: debug
-// endpoints on (the wedge and the slow request), and debug logging so the
-// journal has something to show.
+// baseConfig is what freshStart writes unless a test needs more: the kit's
+// keys alone, so that it holds for any app on the kit. The test instruments
+// on (the health switch, the slow request, the allocation, the log burst:
+// instrument), debug logging so the journal has something to show, and a
+// drain longer than any request a scenario leaves in flight. The
+// instruments' key is dotted, not an [instruments] table, so that a test
+// can append top-level keys to this config.
 const baseConfig = `
-greeting = "hello from the scenarios"
 log_level = "debug"
 drain_timeout = "10s"
-debug_endpoints = true
+instruments.enabled = true
 `
+
+// instrumentsConfig is baseConfig with the test instruments on or off, a
+// reloadable key: what the reload scenarios change, to see which config is
+// in force (instrumentsAnswer).
+func instrumentsConfig(on bool) string {
+	return strings.Replace(baseConfig, "instruments.enabled = true", fmt.Sprintf("instruments.enabled = %t", on), 1)
+}
 
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
@@ -111,7 +140,7 @@ func TestMain(m *testing.M) {
 // asBooted holds the daemon's units as the boot left them, read by TestMain
 // before any test runs, so that TestServiceIsNotStartedAtBoot can check them
 // wherever it comes in the order of the tests (files sort by name, and a
-// new file may sort before scenarios_test.go).
+// new file may sort before activation_test.go).
 var asBooted map[string]map[string]string
 
 // bootState reads the state of the daemon's service and sockets.
@@ -296,6 +325,32 @@ func doAuth(t testing.TB, method, url, body, authorization string) (int, string)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// instrument sends a request to one of the kit's test instruments (path
+// under /debug/, with its query) on the socket-activated port, with the API
+// token they all need, and returns the status and body.
+func instrument(t testing.TB, method, path string) (int, string) {
+	t.Helper()
+	return doAuth(t, method, baseURL(t)+path, "", "Bearer "+apiToken(t))
+}
+
+// instrumentsAnswer returns the status of the cheapest instrument, a sleep
+// of nothing: 200 while the config in force turns the instruments on, 404
+// while it leaves them off.
+func instrumentsAnswer(t testing.TB) int {
+	t.Helper()
+	code, _ := instrument(t, http.MethodGet, "/debug/sleep?d=0s")
+	return code
+}
+
+// instrumentsStatus is what instrumentsAnswer gives when the instruments
+// are on or off.
+func instrumentsStatus(on bool) int {
+	if on {
+		return http.StatusOK
+	}
+	return http.StatusNotFound
 }
 
 // apiToken returns the token in the file LoadCredential= names.
@@ -531,12 +586,14 @@ func holdsSocket(pid int, inode uint64) bool {
 	return false
 }
 
-// load sends GET / without a pause from several goroutines, each request on
-// a new connection (no keep-alive), so that any moment in which nobody
-// listens on the port shows up as a refused connection. Refused connections
-// (ECONNREFUSED) are counted apart from other failures (a reset, a wrong
-// answer), because they mean different things: the first that the port was
-// closed, the second that a request the daemon had taken was lost.
+// load sends GET /healthz without a pause from several goroutines, each
+// request on a new connection (no keep-alive), so that any moment in which
+// nobody listens on the port shows up as a refused connection. A request
+// counts as served when it gets 200 "ok": the daemon took it and its health
+// check passed. Refused connections (ECONNREFUSED) are counted apart from
+// other failures (a reset, a wrong answer), because they mean different
+// things: the first that the port was closed, the second that a request the
+// daemon had taken was lost.
 type load struct {
 	ok, refused, failed atomic.Int64
 	errs                sync.Map // error text -> true
@@ -560,11 +617,11 @@ func startLoad(t testing.TB, url string, workers int) *load {
 					return
 				default:
 				}
-				resp, err := loadClient.Get(url + "/")
+				resp, err := loadClient.Get(url + "/healthz")
 				if err == nil {
 					b, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "hello") {
+					if resp.StatusCode != http.StatusOK || string(b) != "ok\n" {
 						err = fmt.Errorf("%d %q", resp.StatusCode, b)
 					}
 				}
@@ -622,4 +679,61 @@ func waitRestarted(t testing.TB, unit string, restarts, oldPID int, limit time.D
 			fmt.Sprintf("NRestarts=%d (was %d) MainPID=%d (was %d) %s", n, restarts, pid, oldPID, st)
 	})
 	return pid
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsSubstring(list []string, s string) bool {
+	for _, x := range list {
+		if strings.Contains(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func portOf(addr string) string {
+	i := strings.LastIndex(addr, ":")
+	return addr[i+1:]
+}
+
+// procUID returns the real UID a process runs as.
+func procUID(t testing.TB, pid int) int {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+			uid, err := strconv.Atoi(strings.Fields(v)[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return uid
+		}
+	}
+	t.Fatalf("/proc/%d/status has no Uid line", pid)
+	return 0
+}
+
+// props returns several properties of a unit from one `systemctl show`, so
+// that they describe the same moment.
+func props(t testing.TB, unit string, names ...string) map[string]string {
+	t.Helper()
+	out := systemctl(t, "show", "--property="+strings.Join(names, ","), unit)
+	p := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			p[k] = v
+		}
+	}
+	return p
 }

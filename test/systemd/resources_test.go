@@ -118,7 +118,8 @@ func memoryPeak(t testing.TB) string {
 }
 
 // TestTheGoMemoryLimitSparesTheDaemonTheOOMKiller: under MemoryMax=160M a
-// request holds 100 MiB while it allocates 1000 MiB more. With the limit the
+// request (the test instrument GET /debug/alloc) holds 100 MiB while it
+// allocates 1000 MiB more. With the limit the
 // daemon chose, the garbage collector keeps the heap under it and the
 // daemon answers; with GOMEMLIMIT=off the heap grows towards twice the live
 // 100 MiB and the kernel's OOM killer ends the daemon. Both are measured.
@@ -130,9 +131,10 @@ func TestTheGoMemoryLimitSparesTheDaemonTheOOMKiller(t *testing.T) {
 		t.Skipf("systemd %d sets no memory limit for the unit here; the daemon says GOMEMLIMIT=none", systemdVersion(t))
 	}
 	url := baseURL(t) + "/debug/alloc?live=100&garbage=1000"
+	auth := "Bearer " + apiToken(t)
 	restarts := propInt(t, unit, "NRestarts")
 	start := time.Now()
-	code, body := get(t, url)
+	code, body := doAuth(t, http.MethodGet, url, "", auth)
 	took := time.Since(start)
 	if code != 200 || propInt(t, unit, "MainPID") != pid || propInt(t, unit, "NRestarts") != restarts {
 		t.Fatalf("with the Go memory limit: GET = %d %q, MainPID %d (was %d), NRestarts %d (was %d); want 200 from the same daemon",
@@ -149,7 +151,9 @@ func TestTheGoMemoryLimitSparesTheDaemonTheOOMKiller(t *testing.T) {
 	}
 	restarts = propInt(t, unit, "NRestarts")
 	start = time.Now()
-	resp, err := client.Get(url)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", auth)
+	resp, err := client.Do(req)
 	if err == nil {
 		resp.Body.Close()
 	}
@@ -209,11 +213,14 @@ func TestMemoryPressureMakesTheDaemonGiveMemoryBack(t *testing.T) {
 		t.Fatalf("%s_memory_pressure_events_total = %v before any pressure, want 0", name, n)
 	}
 	start := time.Now()
-	// The request is throttled above MemoryHigh= for as long as it holds
-	// the memory; the test does not wait for it (the next freshStart ends
-	// it), only for the daemon's answer to the pressure.
+	// The request (the test instrument GET /debug/alloc) is throttled
+	// above MemoryHigh= for as long as it holds the memory; the test does
+	// not wait for it (the next freshStart ends it), only for the daemon's
+	// answer to the pressure.
+	req, _ := http.NewRequest(http.MethodGet, baseURL(t)+"/debug/alloc?live=64&hold=10s", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken(t))
 	go func() {
-		if resp, err := (&http.Client{Timeout: time.Minute}).Get(baseURL(t) + "/debug/alloc?live=64&hold=10s"); err == nil {
+		if resp, err := (&http.Client{Timeout: time.Minute}).Do(req); err == nil {
 			resp.Body.Close()
 		}
 	}()

@@ -34,8 +34,12 @@ func TestStandaloneUnitOpensItsSocketAndStoresIt(t *testing.T) {
 			t.Errorf("%s is %s while %s runs, want inactive (Conflicts=)", u, st, standaloneUnit)
 		}
 	}
-	if code, body := get(t, baseURL(t)+"/"); code != http.StatusOK || !strings.Contains(body, "hello from the scenarios") {
-		t.Errorf("GET / from %s = %d %q", standaloneUnit, code, body)
+	if code, body := get(t, baseURL(t)+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("GET /healthz from %s = %d %q, want 200 \"ok\"", standaloneUnit, code, body)
+	}
+	// It read the config (the instruments on) and got the token.
+	if code, body := instrument(t, http.MethodGet, "/debug/sleep?d=0s"); code != http.StatusOK {
+		t.Errorf("GET /debug/sleep?d=0s with the token from %s = %d %q, want 200", standaloneUnit, code, body)
 	}
 	if uid := procUID(t, pid); uid < 61184 || uid > 65519 {
 		t.Errorf("%s runs as UID %d, not a dynamic user", standaloneUnit, uid)
@@ -326,7 +330,7 @@ func TestFDStorePreserveKeepsThePortWhileStopped(t *testing.T) {
 				t.Fatalf("connect while stopped: %v", err)
 			}
 			defer conn.Close()
-			fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: scenario\r\nConnection: close\r\n\r\n")
+			fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: scenario\r\nConnection: close\r\n\r\n")
 			// ...and the next start answers it, on the same socket.
 			systemctl(t, "start", standaloneUnit)
 			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -335,7 +339,7 @@ func TestFDStorePreserveKeepsThePortWhileStopped(t *testing.T) {
 				t.Fatalf("the client that connected while stopped: %v", err)
 			}
 			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "hello from the scenarios") {
+			if resp.StatusCode != http.StatusOK || string(body) != "ok\n" {
 				t.Errorf("the client that connected while stopped got %d %q", resp.StatusCode, body)
 			}
 			pid = propInt(t, standaloneUnit, "MainPID")
@@ -409,8 +413,8 @@ func TestLowPortNeedsTheCapabilityOutsideTheUserNamespace(t *testing.T) {
 				})
 			}
 			if c.binds {
-				if code, _ := get(t, "http://127.0.0.1:80/"); code != http.StatusOK {
-					t.Errorf("GET on port 80 = %d", code)
+				if code, body := get(t, "http://127.0.0.1:80/healthz"); code != http.StatusOK || body != "ok\n" {
+					t.Errorf("GET /healthz on port 80 = %d %q, want 200 \"ok\"", code, body)
 				}
 			}
 		})

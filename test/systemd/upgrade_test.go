@@ -5,10 +5,12 @@ package systemd_test
 import (
 	"bufio"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,7 +216,8 @@ func TestPackageRemoveReleasesTheStandalonePort(t *testing.T) {
 // TestPackageRemoveAndPurge: dpkg --remove stops the units, closes the ports
 // and takes away the files and the drop-in links, keeping the configuration
 // and the state; dpkg --purge takes those and the enablement links too.
-// Then a fresh install, on a running system, starts the sockets at once.
+// Then a fresh install, on a running system, starts the sockets at once,
+// and the daemon the first connection starts runs on the packaged config.
 func TestPackageRemoveAndPurge(t *testing.T) {
 	freshStart(t, baseConfig)
 	t.Cleanup(func() { installPackage(t) }) // if the test stopped half-way
@@ -288,13 +291,49 @@ func TestPackageRemoveAndPurge(t *testing.T) {
 	if st := prop(t, unit, "ActiveState"); st != "inactive" {
 		t.Errorf("%s is %s after a fresh install, want inactive until the first connection", unit, st)
 	}
+	// The packaged config passes the daemon's own check.
+	if out, err := tryCommand("/usr/bin/"+name, "-config", configPath, "-check-config"); err != nil {
+		t.Errorf("%s -check-config of the packaged %s: %v\n%s", name, configPath, err, out)
+	}
 	packaged, err := os.ReadFile(configPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	greeting := regexp.MustCompile(`(?m)^greeting = "(.*)"$`).FindSubmatch(packaged)
-	if code, body := get(t, baseURL(t)+"/"); code != 200 || greeting == nil || body != string(greeting[1])+"\n" {
-		t.Errorf("GET / after a fresh install = %d %q, want the packaged config's greeting (%s)", code, body, configPath)
+	// The first connection starts the daemon and is answered.
+	cursor := journalCursor(t)
+	if code, body := get(t, baseURL(t)+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("GET /healthz after a fresh install = %d %q, want 200 \"ok\"", code, body)
+	}
+	pid := activeMainPID(t, unit, "start (by the first connection)")
+	if st := prop(t, unit, "StatusText"); !strings.HasPrefix(st, "Serving on ") {
+		t.Errorf("StatusText=%q after a fresh install, want \"Serving on ...\"", st)
+	}
+	// The daemon runs on the packaged config, which the purge left the only
+	// one: the test instruments are off in it, as in production (they answer
+	// 404, even with the token), and the daemon logs at its log_level, so at
+	// debug (the sd_notify lines) only if that says debug.
+	if regexp.MustCompile(`(?m)^\s*(instruments\.)?enabled\s*=\s*true`).Match(packaged) {
+		t.Errorf("the packaged %s turns the test instruments on", configPath)
+	}
+	if code := instrumentsAnswer(t); code != http.StatusNotFound {
+		t.Errorf("GET /debug/sleep?d=0s with the token after a fresh install = %d, want 404: the instruments are on", code)
+	}
+	level := "info" // the kit's default
+	if m := regexp.MustCompile(`(?m)^log_level = "(.*)"$`).FindSubmatch(packaged); m != nil {
+		level = string(m[1])
+	}
+	systemctl(t, "stop", unit) // the stop's STOPPING=1 is logged at debug too
+	command(t, "journalctl", "--sync")
+	started := journal(t, cursor, "_PID="+strconv.Itoa(pid), "MESSAGE=runtime limits")
+	// The daemon's own entries: systemd's, from the same PID before the
+	// exec, can be at debug too (see TestTheRunAfterAFailureLogsAtDebug).
+	debug := journal(t, cursor, "_PID="+strconv.Itoa(pid), "SYSLOG_IDENTIFIER="+name, "PRIORITY=7")
+	t.Logf("fresh install: log_level %q in the packaged config; the daemon logged %d entries at debug", level, len(debug))
+	if len(started) == 0 {
+		t.Errorf("no \"runtime limits\" entry from the daemon (PID %d) started after the fresh install", pid)
+	}
+	if (len(debug) > 0) != (level == "debug") {
+		t.Errorf("log_level %q in the packaged config, yet the daemon logged %d entries at debug:\n%s", level, len(debug), strings.Join(messages(debug), "\n"))
 	}
 }
 
