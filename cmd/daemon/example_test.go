@@ -47,30 +47,6 @@ func command(t *testing.T, config string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// TestAnUnreadableTokenFailsTheStartSayingWhy: a credential the daemon
-// cannot read stops the start, and systemctl status shows why (STATUS=,
-// ERRNO=), like a bad config or a port in use (internal/service).
-func TestAnUnreadableTokenFailsTheStartSayingWhy(t *testing.T) {
-	cmd := command(t, "", "-listen", "127.0.0.1:0")
-	creds := strings.TrimPrefix(cmd.Env[len(cmd.Env)-1], "CREDENTIALS_DIRECTORY=")
-	path := filepath.Join(creds, "api-token")
-	// A directory where the file should be: unreadable, even for root.
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(path, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
-	if code := p.ExitCode(t); code != 1 {
-		t.Errorf("exit status %d, want 1", code)
-	}
-	f := systemdtest.Fields(p.Notify.NextExcept(t, systemdtest.Wait, "STATUS=Starting"))
-	if !strings.HasPrefix(f["STATUS"], "Failed: ") || !strings.Contains(f["STATUS"], "credential api-token") || f["ERRNO"] != "21" {
-		t.Errorf("STATUS=%q ERRNO=%q; want Failed: … credential api-token …, ERRNO=21 (EISDIR)", f["STATUS"], f["ERRNO"])
-	}
-}
-
 func TestTheExampleNeedsAStateDirectory(t *testing.T) {
 	cmd := command(t, "", "-listen", "127.0.0.1:0")
 	cmd.Args = slices.Delete(cmd.Args, 3, 5) // -state-dir DIR

@@ -562,3 +562,24 @@ func TestTooFewOpenFilesForMaxConnectionsIsSaid(t *testing.T) {
 		})
 	}
 }
+
+// TestAnUnreadableTokenFailsTheStartSayingWhy: an API token the daemon
+// cannot read stops the start, and systemctl status shows why (STATUS=,
+// ERRNO=), like a bad config or a port in use.
+func TestAnUnreadableTokenFailsTheStartSayingWhy(t *testing.T) {
+	cmd := command(t, "", "-listen", "127.0.0.1:0")
+	creds := t.TempDir()
+	// A directory where the file should be: unreadable, even for root.
+	if err := os.Mkdir(filepath.Join(creds, "api-token"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(cmd.Env, "CREDENTIALS_DIRECTORY="+creds)
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	if code := p.ExitCode(t); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	f := systemdtest.Fields(p.Notify.NextExcept(t, systemdtest.Wait, "STATUS=Starting"))
+	if !strings.HasPrefix(f["STATUS"], "Failed: ") || !strings.Contains(f["STATUS"], "credential api-token") || f["ERRNO"] != "21" {
+		t.Errorf("STATUS=%q ERRNO=%q; want Failed: … credential api-token …, ERRNO=21 (EISDIR)", f["STATUS"], f["ERRNO"])
+	}
+}
