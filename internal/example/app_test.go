@@ -124,7 +124,7 @@ func TestShippedConfigIsValid(t *testing.T) {
 // settings is Config's.
 func TestREADMEListsTheExamplesSettings(t *testing.T) {
 	docstest.CheckSettingsTable(t,
-		docstest.Section(t, filepath.Join("..", "..", "README.md"), "and, beside them", "An error names"),
+		docstest.Section(t, filepath.Join("..", "..", "README.md"), "The example's are:", "An error names"),
 		DefaultConfig())
 }
 
