@@ -347,3 +347,38 @@ func TestNotifySocketsThisDaemonCannotUseAreRefusedOnce(t *testing.T) {
 		t.Errorf("a path: Unsupported() = %q", why)
 	}
 }
+
+// TestNotifySocketDropsWhatSystemdDrops pins the test double to systemd's
+// rules (src/shared/notify-recv.c): a datagram of 4096 bytes is read, one
+// of 4097 is dropped whole, and so is one with a NUL inside; a trailing NUL
+// is allowed.
+func TestNotifySocketDropsWhatSystemdDrops(t *testing.T) {
+	notify := systemdtest.Listen(t, false)
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: notify.Addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fill := func(n int) string { return "READY=1\nSTATUS=" + strings.Repeat("s", n-len("READY=1\nSTATUS=")) }
+	for _, tc := range []struct {
+		name, msg string
+		dropped   bool
+	}{
+		{"4096 bytes", fill(4096), false},
+		{"4097 bytes", fill(4097), true},
+		{"64 KiB", fill(64 << 10), true},
+		{"a NUL inside", "READY=1\x00STATUS=x", true},
+		{"a trailing NUL", "READY=1\x00", false},
+	} {
+		if _, err := conn.Write([]byte(tc.msg)); err != nil {
+			t.Fatal(err)
+		}
+		d := notify.NextDatagram(t, 5*time.Second)
+		if (d.Dropped != "") != tc.dropped {
+			t.Errorf("%s: dropped %q, want dropped %v", tc.name, d.Dropped, tc.dropped)
+		}
+		if !tc.dropped && d.Text != tc.msg {
+			t.Errorf("%s: received %d bytes of %d", tc.name, len(d.Text), len(tc.msg))
+		}
+	}
+}
