@@ -33,10 +33,16 @@ const (
 )
 
 // Status returns a STATUS= line: free text that `systemctl status` shows.
+//
+// The text is made safe to send: systemd splits a datagram into assignments
+// at every newline and carriage return, so either would end the status early
+// and the rest would be read as another (probably unknown) variable; it drops
+// a datagram with a NUL inside whole, READY=1 and all; and it ignores a
+// STATUS= that is not valid UTF-8. Hence the replacements: a space, `\x00`,
+// and U+FFFD.
 func Status(format string, args ...any) string {
-	// A newline would end the assignment early; the rest of the text would be
-	// read as another (probably unknown) variable.
-	return "STATUS=" + strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ")
+	text := strings.NewReplacer("\n", " ", "\r", " ", "\x00", `\x00`).Replace(fmt.Sprintf(format, args...))
+	return "STATUS=" + strings.ToValidUTF8(text, "\uFFFD")
 }
 
 // MonotonicUsec returns MONOTONIC_USEC=, the CLOCK_MONOTONIC time in

@@ -348,6 +348,22 @@ func TestNotifySocketsThisDaemonCannotUseAreRefusedOnce(t *testing.T) {
 	}
 }
 
+// TestStatusIsSafeToSend: what would end the status early, make systemd drop
+// the datagram (NUL) or ignore the status (invalid UTF-8) is replaced.
+func TestStatusIsSafeToSend(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"two\nlines", "STATUS=two lines"},
+		{"dos\r\nline", "STATUS=dos  line"},
+		{"a\x00b", `STATUS=a\x00b`},
+		{"bad \xff byte", "STATUS=bad \uFFFD byte"},
+		{"Grüße € 😀", "STATUS=Grüße € 😀"},
+	} {
+		if got := Status("%s", tc.text); got != tc.want {
+			t.Errorf("Status(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+}
+
 // TestNotifySocketDropsWhatSystemdDrops pins the test double to systemd's
 // rules (src/shared/notify-recv.c): a datagram of 4096 bytes is read, one
 // of 4097 is dropped whole, and so is one with a NUL inside; a trailing NUL
