@@ -6,11 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -361,6 +363,100 @@ func TestStatusIsSafeToSend(t *testing.T) {
 		if got := Status("%s", tc.text); got != tc.want {
 			t.Errorf("Status(%q) = %q, want %q", tc.text, got, tc.want)
 		}
+	}
+}
+
+// TestNotifyFitsEveryDatagramInSystemdsBuffer: systemd reads at most 4096
+// bytes of a notify datagram and drops a longer one whole, READY=1 with it;
+// a reload that failed on a long config value would leave `systemctl
+// reload` waiting. The notify socket here drops what systemd drops, so
+// each message arrives only if it fits: with every assignment but STATUS=
+// whole, and STATUS= cut in the middle at a character boundary, saying how
+// many bytes went.
+func TestNotifyFitsEveryDatagramInSystemdsBuffer(t *testing.T) {
+	long := strings.Repeat("x", 6000)
+	configErr := fmt.Errorf(`/etc/daemon/config.toml:1:17: key drain_timeout: %q is not a duration like "10s" or "1m30s"`, long)
+	fits := "STATUS=" + strings.Repeat("y", datagramMax-len("READY=1\nSTATUS="))
+	for _, tc := range []struct {
+		name        string
+		assignments []string
+		cut         bool
+	}{
+		{"a reload that failed on a long config value", []string{Ready,
+			Status("Serving on 127.0.0.1:8080 (own socket); reload failed, still using the previous configuration: %v", configErr)}, true},
+		{"a reload beginning", []string{Reloading, MonotonicUsec(), Status("Reloading %s", long)}, true},
+		{"a failed start with its errno", []string{Status("Failed: %v", configErr), Errno(unix.EADDRINUSE)}, true},
+		{"two-byte characters", []string{Ready, Status("%s", strings.Repeat("é", 3000))}, true},
+		{"three-byte characters", []string{Ready, Status("%s", strings.Repeat("€", 2000))}, true},
+		{"four-byte characters", []string{Ready, Status("%s", strings.Repeat("😀", 1500))}, true},
+		{"mixed widths", []string{Ready, Status("%s", strings.Repeat("a€😀é", 700))}, true},
+		{"exactly 4096 bytes", []string{Ready, fits}, false},
+		{"4097 bytes", []string{Ready, fits + "y"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			notify := systemdtest.Listen(t, false)
+			if err := NewNotifier(notify.Addr).Notify(tc.assignments...); err != nil {
+				t.Fatal(err)
+			}
+			msg := notify.Next(t, 5*time.Second) // fails if systemd would drop it
+			sent := strings.Join(tc.assignments, "\n")
+			if !tc.cut {
+				if msg != sent {
+					t.Errorf("a datagram that fits was changed: %d bytes sent as %d", len(sent), len(msg))
+				}
+				return
+			}
+			// Not cut more than the characters at the boundaries need.
+			if len(msg) > datagramMax || len(msg) < datagramMax-6 {
+				t.Errorf("datagram of %d bytes, want %d or a few less", len(msg), datagramMax)
+			}
+			got, want := systemdtest.Fields(msg), systemdtest.Fields(sent)
+			if !slices.Equal(systemdtest.Keys(msg), systemdtest.Keys(sent)) {
+				t.Errorf("assignments %v, want %v", systemdtest.Keys(msg), systemdtest.Keys(sent))
+			}
+			for k, v := range want {
+				if k != "STATUS" && got[k] != v {
+					t.Errorf("%s=%q, want %q: only STATUS= may be shortened", k, got[k], v)
+				}
+			}
+			status, full := got["STATUS"], want["STATUS"]
+			if !utf8.ValidString(status) {
+				t.Errorf("STATUS= is not valid UTF-8 after the cut: systemd would ignore it")
+			}
+			m := regexp.MustCompile(`…\[(\d+) bytes cut\]…`).FindStringSubmatchIndex(status)
+			if m == nil {
+				t.Fatalf("STATUS= does not say what was cut: %.80q…", status)
+			}
+			head, tail := status[:m[0]], status[m[1]:]
+			n, _ := strconv.Atoi(status[m[2]:m[3]])
+			if !strings.HasPrefix(full, head) || !strings.HasSuffix(full, tail) || len(head)+n+len(tail) != len(full) {
+				t.Errorf("STATUS= %d bytes kept of %d, %d said cut: not the beginning and end of the status with the middle cut", len(head)+len(tail), len(full), n)
+			}
+			if len(head) < 1000 || len(tail) < 1000 {
+				t.Errorf("kept %d bytes of the beginning and %d of the end; want both", len(head), len(tail))
+			}
+		})
+	}
+}
+
+// TestNotifyRefusesWhatSystemdWouldDrop: a message that cannot fit, even
+// without a status, or that holds a NUL byte, is an error and is not sent.
+func TestNotifyRefusesWhatSystemdWouldDrop(t *testing.T) {
+	notify := systemdtest.Listen(t, false)
+	n := NewNotifier(notify.Addr)
+	for _, assignments := range [][]string{
+		{Ready, Status("fine"), "X_NOTE=" + strings.Repeat("z", datagramMax)},
+		{Ready, "X_NOTE=a\x00b"},
+	} {
+		if err := n.Notify(assignments...); err == nil {
+			t.Errorf("Notify(%.60q…): no error", assignments)
+		}
+	}
+	if err := n.Notify(Watchdog); err != nil {
+		t.Fatal(err)
+	}
+	if msg := notify.Next(t, 5*time.Second); msg != Watchdog {
+		t.Errorf("got %.60q…, want only the WATCHDOG=1 sent after the refused messages", msg)
 	}
 }
 
