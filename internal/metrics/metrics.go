@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // namespace prefixes every metric of the daemon's own. Rename it with the
@@ -145,11 +147,35 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 	return m
 }
 
-// Handler serves the registry in the Prometheus exposition formats.
+// Handler serves the registry in the Prometheus exposition formats: the
+// text format 0.0.4, and OpenMetrics to a scraper that asks for it
+// (Accept: application/openmetrics-text).
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{
+	return promhttp.HandlerFor(withoutAllocBytesGauge(m.registry), promhttp.HandlerOpts{
 		Registry:          m.registry, // counts its own errors in promhttp_metric_handler_errors_total
 		EnableOpenMetrics: true,
+	})
+}
+
+// withoutAllocBytesGauge gathers g without the gauge go_memstats_alloc_bytes.
+//
+// The Go collector exposes that gauge and the counter
+// go_memstats_alloc_bytes_total. OpenMetrics names a counter's family
+// without _total, so the scrape would announce the family
+// go_memstats_alloc_bytes twice, a gauge and a counter, and a strict parser
+// (promtool, Python's prometheus_client) rejects the whole scrape
+// (client_golang issue 829). The gauge is go_memstats_heap_alloc_bytes
+// under another name, so it is the one left out: every other Go metric
+// keeps the name dashboards know. (Turning the MemStats metrics off for
+// their runtime/metrics counterparts, WithGoCollectorMemStatsMetricsDisabled,
+// would rename all of them and, with the histograms, quadruple the Go
+// series.)
+func withoutAllocBytesGauge(g prometheus.Gatherer) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := g.Gather()
+		return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool {
+			return mf.GetName() == "go_memstats_alloc_bytes"
+		}), err
 	})
 }
 

@@ -2,11 +2,13 @@ package metrics
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -232,4 +234,155 @@ func BenchmarkInstrumentOverhead(b *testing.B) {
 	}
 	b.ReportMetric(float64(inst-bare)/float64(b.N), "ns-added/op")
 	b.ReportMetric(float64(inst)/float64(bare), "x-bare")
+}
+
+// TestBothExpositionFormatsAreValid scrapes the handler as Prometheus does,
+// in the text format 0.0.4 and, when asked for it, in OpenMetrics 1.0, and
+// reads each scrape by the rules of its format. OpenMetrics names a
+// counter's family without _total, so a counter foo_total and a gauge foo
+// are two families named foo, which a strict parser rejects, and with it the
+// whole scrape; the Go collector's go_memstats_alloc_bytes(_total) were
+// such a pair.
+func TestBothExpositionFormatsAreValid(t *testing.T) {
+	_, m := exercised(t)
+	for _, f := range []struct {
+		name, accept, contentType string
+		openMetrics               bool
+	}{
+		{"text 0.0.4", "text/plain", "text/plain; version=0.0.4", false},
+		{"OpenMetrics 1.0", "application/openmetrics-text; version=1.0.0", "application/openmetrics-text; version=1.0.0", true},
+	} {
+		t.Run(f.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			req.Header.Set("Accept", f.accept)
+			m.Handler().ServeHTTP(rec, req)
+			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, f.contentType) {
+				t.Fatalf("Content-Type %q, want %s", ct, f.contentType)
+			}
+			for _, problem := range expositionProblems(rec.Body.String(), f.openMetrics) {
+				t.Error(problem)
+			}
+			// promtool reads either format with the text format's parser,
+			// which also refuses a family announced twice. Its lint remarks
+			// on OpenMetrics ("no help text" for a counter, whose HELP names
+			// the family without _total) are that reading, not faults; the
+			// text format must pass whole (TestPromtoolAcceptsTheScrape).
+			if promtool, err := exec.LookPath("promtool"); err == nil {
+				cmd := exec.Command(promtool, "check", "metrics")
+				cmd.Stdin = strings.NewReader(rec.Body.String())
+				if out, _ := cmd.CombinedOutput(); bytes.Contains(out, []byte("error while linting")) {
+					t.Errorf("promtool check metrics cannot parse the scrape:\n%s", out)
+				}
+			} else {
+				t.Log("promtool not installed (Debian package prometheus): the scrape was read by expositionProblems only")
+			}
+		})
+	}
+}
+
+// expositionProblems reads an exposition line by line and lists what breaks
+// the format's rules: a family announced (HELP, TYPE, UNIT) twice or after
+// its samples, a sample outside its family or with a name its type does not
+// have, and for OpenMetrics a family whose name is another's plus a suffix
+// the other's samples may carry, and a missing or early # EOF.
+func expositionProblems(body string, openMetrics bool) []string {
+	// The sample names each type allows: the family name plus one of these.
+	suffixes := map[string][]string{
+		"counter": {""}, "gauge": {""}, "untyped": {""},
+		"histogram": {"_bucket", "_count", "_sum"},
+		"summary":   {"", "_count", "_sum"},
+	}
+	if openMetrics {
+		suffixes = map[string][]string{
+			"counter": {"_total", "_created"}, "gauge": {""}, "unknown": {""}, "stateset": {""},
+			"info":           {"_info"},
+			"histogram":      {"_bucket", "_count", "_sum", "_created", "_gcount", "_gsum"},
+			"gaugehistogram": {"_bucket", "_gcount", "_gsum"},
+			"summary":        {"", "_count", "_sum", "_created"},
+		}
+	}
+	var problems []string
+	types := map[string]string{}   // family name → type
+	announced := map[string]bool{} // "HELP name", "TYPE name", "UNIT name"
+	sampled := map[string]bool{}   // families whose samples have begun
+	family, eof := "", false
+	lines := strings.Split(strings.TrimSuffix(body, "\n"), "\n")
+	for i, line := range lines {
+		n := i + 1
+		if eof {
+			problems = append(problems, fmt.Sprintf("line %d: %q after # EOF", n, line))
+			break
+		}
+		if line == "# EOF" && openMetrics {
+			eof = true
+			continue
+		}
+		if kind, rest, ok := strings.Cut(strings.TrimPrefix(line, "# "), " "); strings.HasPrefix(line, "# ") && ok && (kind == "HELP" || kind == "TYPE" || kind == "UNIT") {
+			name, value, _ := strings.Cut(rest, " ")
+			if announced[kind+" "+name] {
+				problems = append(problems, fmt.Sprintf("line %d: a second %s for %s: the family is announced twice", n, kind, name))
+			}
+			if sampled[name] {
+				problems = append(problems, fmt.Sprintf("line %d: %s for %s after its samples", n, kind, name))
+			}
+			announced[kind+" "+name] = true
+			if kind == "TYPE" {
+				if _, known := suffixes[value]; !known {
+					problems = append(problems, fmt.Sprintf("line %d: %s has type %q, not one of this format", n, name, value))
+				}
+				types[name] = value
+			}
+			family = name
+			continue
+		}
+		if strings.HasPrefix(line, "#") {
+			if openMetrics {
+				problems = append(problems, fmt.Sprintf("line %d: %q: OpenMetrics has no free comments", n, line))
+			}
+			continue
+		}
+		name, _, _ := strings.Cut(line, " ")
+		name, _, _ = strings.Cut(name, "{")
+		sampled[family] = true
+		if !slices.ContainsFunc(suffixes[types[family]], func(s string) bool { return name == family+s }) {
+			problems = append(problems, fmt.Sprintf("line %d: sample %s in family %s (%s)", n, name, family, types[family]))
+		}
+	}
+	if openMetrics && !eof {
+		problems = append(problems, "no # EOF at the end")
+	}
+	if openMetrics {
+		for name := range types {
+			for _, s := range []string{"_total", "_created", "_count", "_sum", "_bucket", "_gcount", "_gsum", "_info"} {
+				if other, ok := types[name+s]; ok {
+					problems = append(problems, fmt.Sprintf("families %s (%s) and %s%s (%s): a sample of one could be the other's", name, types[name], name, s, other))
+				}
+			}
+		}
+	}
+	return problems
+}
+
+// TestExpositionProblemsFindsTheCollision keeps the reader above honest: it
+// must refuse the OpenMetrics that client_golang's Go collector used to
+// serve, and accept the same metrics once the gauge is gone.
+func TestExpositionProblemsFindsTheCollision(t *testing.T) {
+	const gauge = `# HELP go_memstats_alloc_bytes Number of bytes allocated in heap and currently in use.
+# TYPE go_memstats_alloc_bytes gauge
+go_memstats_alloc_bytes 403136.0
+`
+	const counter = `# HELP go_memstats_alloc_bytes Total number of bytes allocated in heap until now.
+# TYPE go_memstats_alloc_bytes counter
+go_memstats_alloc_bytes_total 403136.0
+`
+	if p := expositionProblems(gauge+counter+"# EOF\n", true); len(p) == 0 {
+		t.Error("a gauge and a counter both named go_memstats_alloc_bytes in OpenMetrics: no problem found")
+	}
+	if p := expositionProblems(counter+"# EOF\n", true); len(p) != 0 {
+		t.Errorf("the counter alone: %v", p)
+	}
+	if p := expositionProblems(counter, true); len(p) == 0 {
+		t.Error("OpenMetrics without # EOF: no problem found")
+	}
 }

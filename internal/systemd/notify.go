@@ -14,10 +14,12 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
@@ -33,10 +35,17 @@ const (
 )
 
 // Status returns a STATUS= line: free text that `systemctl status` shows.
+//
+// The text is made safe to send: systemd splits a datagram into assignments
+// at every newline and carriage return, so either would end the status early
+// and the rest would be read as another (probably unknown) variable; it drops
+// a datagram with a NUL inside whole, READY=1 and all; and it ignores a
+// STATUS= that is not valid UTF-8. Hence the replacements: a space, `\x00`,
+// and U+FFFD. A status too long for one datagram is shortened when it is
+// sent (Notify).
 func Status(format string, args ...any) string {
-	// A newline would end the assignment early; the rest of the text would be
-	// read as another (probably unknown) variable.
-	return "STATUS=" + strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", " ")
+	text := strings.NewReplacer("\n", " ", "\r", " ", "\x00", `\x00`).Replace(fmt.Sprintf(format, args...))
+	return "STATUS=" + strings.ToValidUTF8(text, "\uFFFD")
 }
 
 // MonotonicUsec returns MONOTONIC_USEC=, the CLOCK_MONOTONIC time in
@@ -118,9 +127,19 @@ func (n *Notifier) Unsupported() string {
 // Notify sends the assignments in one datagram, newline-separated. systemd
 // applies one datagram atomically: READY=1 and its STATUS= arrive together,
 // and RELOADING=1 with its MONOTONIC_USEC=.
+//
+// systemd drops a datagram longer than 4096 bytes whole, READY=1 and all,
+// so a STATUS= that would make it longer is cut in the middle to fit, where
+// "…[N bytes cut]…" says how much went; the other assignments go whole.
+// Assignments that cannot fit even so, or that hold a NUL byte, are an
+// error, not a datagram systemd would discard.
 func (n *Notifier) Notify(assignments ...string) error {
 	if !n.Enabled() {
 		return nil
+	}
+	msg, err := datagram(assignments...)
+	if err != nil {
+		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)
 	}
 	// A fresh connection per message: systemd may re-create its socket
 	// (daemon-reexec), and a connection kept open would point at the old one.
@@ -129,10 +148,92 @@ func (n *Notifier) Notify(assignments ...string) error {
 		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)
 	}
 	defer conn.Close()
-	if _, err := conn.Write([]byte(strings.Join(assignments, "\n"))); err != nil {
+	if _, err := conn.Write(msg); err != nil {
 		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)
 	}
 	return nil
+}
+
+// datagramMax is the longest notify datagram systemd reads. It receives
+// into a buffer of NOTIFY_BUFFER_MAX, 4096 bytes, and ignores a message that
+// did not fit (MSG_TRUNC): not the part past 4096, the whole datagram, with
+// the READY=1 in it (src/core/manager.c; src/shared/notify-recv.c in later
+// versions). Without its READY=1 a start fails when TimeoutStartSec= runs
+// out, and `systemctl reload` waits as long.
+const datagramMax = 4096
+
+// datagram joins the assignments into the datagram Notify sends, one that
+// systemd reads whole. When they come to more than datagramMax bytes, the
+// text of STATUS= is cut in the middle, where "…[N bytes cut]…" says how
+// much went, so that the status keeps both its beginning (what the daemon
+// was doing) and its end (usually the cause of an error); the full text is
+// for the log. The cut falls between characters, never inside one, so the
+// status stays valid UTF-8, which systemd insists on. Every other
+// assignment (READY=1, MONOTONIC_USEC=, ERRNO=, …) is kept whole: a
+// shortened number would be a wrong one.
+//
+// It fails, rather than send something systemd would discard, when the
+// assignments do not fit even without a status, or when one holds a NUL
+// byte, which makes systemd drop the whole datagram.
+func datagram(assignments ...string) ([]byte, error) {
+	for _, a := range assignments {
+		if strings.IndexByte(a, 0) >= 0 {
+			return nil, fmt.Errorf("%.40q…: a NUL byte makes systemd drop the whole datagram", a)
+		}
+	}
+	size := len(strings.Join(assignments, "\n"))
+	if size <= datagramMax {
+		return []byte(strings.Join(assignments, "\n")), nil
+	}
+	// systemd reads only the first STATUS=; should there be more, the
+	// later ones are shortened first.
+	shortened := slices.Clone(assignments)
+	for i := len(shortened) - 1; i >= 0 && size > datagramMax; i-- {
+		text, ok := strings.CutPrefix(shortened[i], "STATUS=")
+		if !ok {
+			continue
+		}
+		short := cutMiddle(text, max(len(text)-(size-datagramMax), 0))
+		size -= len(text) - len(short)
+		shortened[i] = "STATUS=" + short
+	}
+	if size > datagramMax {
+		return nil, fmt.Errorf("%d-byte datagram: systemd reads at most %d bytes and drops a longer datagram whole", size, datagramMax)
+	}
+	return []byte(strings.Join(shortened, "\n")), nil
+}
+
+// cutMiddle returns text in at most limit bytes: its beginning and its end,
+// joined by a marker that says how many bytes were cut between them. The
+// cut is at character boundaries. When not even the marker fits, it returns
+// the empty string.
+func cutMiddle(text string, limit int) string {
+	if len(text) <= limit {
+		return text
+	}
+	// The marker names the number of bytes cut, which depends on the
+	// marker's own length; start from the least that must go and grow it
+	// until the number written is the number cut.
+	cut := len(text) - limit
+	for {
+		marker := fmt.Sprintf("…[%d bytes cut]…", cut)
+		room := limit - len(marker)
+		if room < 0 {
+			return ""
+		}
+		head := room / 2
+		for head > 0 && !utf8.RuneStart(text[head]) {
+			head--
+		}
+		tail := len(text) - (room - room/2)
+		for tail < len(text) && !utf8.RuneStart(text[tail]) {
+			tail++
+		}
+		if tail-head == cut {
+			return text[:head] + marker + text[tail:]
+		}
+		cut = tail - head
+	}
 }
 
 // WatchdogInterval reads the watchdog settings that systemd passes when the
@@ -172,6 +273,10 @@ func (n *Notifier) StoreFiles(name string, files ...*os.File) error {
 	// that flag with the listener itself, whose accept(2) would then block
 	// where Close cannot wake it, so a graceful stop would never finish
 	// (the stop waits for Serve to return, and Serve for accept(2)).
+	msg, err := datagram("FDSTORE=1", "FDNAME="+name)
+	if err != nil {
+		return fmt.Errorf("sd_notify %s: FDSTORE: %w", n.addr.Name, err)
+	}
 	fds := make([]int, len(files))
 	for i, f := range files {
 		raw, err := f.SyscallConn()
@@ -193,7 +298,6 @@ func (n *Notifier) StoreFiles(name string, files ...*os.File) error {
 	if err != nil {
 		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)
 	}
-	msg := []byte("FDSTORE=1\nFDNAME=" + name)
 	var sendErr error
 	if err := raw.Write(func(fd uintptr) bool {
 		sendErr = unix.Sendmsg(int(fd), msg, unix.UnixRights(fds...), nil, 0)

@@ -6,11 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -345,5 +347,150 @@ func TestNotifySocketsThisDaemonCannotUseAreRefusedOnce(t *testing.T) {
 	}
 	if why := NewNotifier("/run/systemd/notify").Unsupported(); why != "" {
 		t.Errorf("a path: Unsupported() = %q", why)
+	}
+}
+
+// TestStatusIsSafeToSend: what would end the status early, make systemd drop
+// the datagram (NUL) or ignore the status (invalid UTF-8) is replaced.
+func TestStatusIsSafeToSend(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"two\nlines", "STATUS=two lines"},
+		{"dos\r\nline", "STATUS=dos  line"},
+		{"a\x00b", `STATUS=a\x00b`},
+		{"bad \xff byte", "STATUS=bad \uFFFD byte"},
+		{"Grüße € 😀", "STATUS=Grüße € 😀"},
+	} {
+		if got := Status("%s", tc.text); got != tc.want {
+			t.Errorf("Status(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+}
+
+// TestNotifyFitsEveryDatagramInSystemdsBuffer: systemd reads at most 4096
+// bytes of a notify datagram and drops a longer one whole, READY=1 with it;
+// a reload that failed on a long config value would leave `systemctl
+// reload` waiting. The notify socket here drops what systemd drops, so
+// each message arrives only if it fits: with every assignment but STATUS=
+// whole, and STATUS= cut in the middle at a character boundary, saying how
+// many bytes went.
+func TestNotifyFitsEveryDatagramInSystemdsBuffer(t *testing.T) {
+	long := strings.Repeat("x", 6000)
+	configErr := fmt.Errorf(`/etc/daemon/config.toml:1:17: key drain_timeout: %q is not a duration like "10s" or "1m30s"`, long)
+	fits := "STATUS=" + strings.Repeat("y", datagramMax-len("READY=1\nSTATUS="))
+	for _, tc := range []struct {
+		name        string
+		assignments []string
+		cut         bool
+	}{
+		{"a reload that failed on a long config value", []string{Ready,
+			Status("Serving on 127.0.0.1:8080 (own socket); reload failed, still using the previous configuration: %v", configErr)}, true},
+		{"a reload beginning", []string{Reloading, MonotonicUsec(), Status("Reloading %s", long)}, true},
+		{"a failed start with its errno", []string{Status("Failed: %v", configErr), Errno(unix.EADDRINUSE)}, true},
+		{"two-byte characters", []string{Ready, Status("%s", strings.Repeat("é", 3000))}, true},
+		{"three-byte characters", []string{Ready, Status("%s", strings.Repeat("€", 2000))}, true},
+		{"four-byte characters", []string{Ready, Status("%s", strings.Repeat("😀", 1500))}, true},
+		{"mixed widths", []string{Ready, Status("%s", strings.Repeat("a€😀é", 700))}, true},
+		{"exactly 4096 bytes", []string{Ready, fits}, false},
+		{"4097 bytes", []string{Ready, fits + "y"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			notify := systemdtest.Listen(t, false)
+			if err := NewNotifier(notify.Addr).Notify(tc.assignments...); err != nil {
+				t.Fatal(err)
+			}
+			msg := notify.Next(t, 5*time.Second) // fails if systemd would drop it
+			sent := strings.Join(tc.assignments, "\n")
+			if !tc.cut {
+				if msg != sent {
+					t.Errorf("a datagram that fits was changed: %d bytes sent as %d", len(sent), len(msg))
+				}
+				return
+			}
+			// Not cut more than the characters at the boundaries need.
+			if len(msg) > datagramMax || len(msg) < datagramMax-6 {
+				t.Errorf("datagram of %d bytes, want %d or a few less", len(msg), datagramMax)
+			}
+			got, want := systemdtest.Fields(msg), systemdtest.Fields(sent)
+			if !slices.Equal(systemdtest.Keys(msg), systemdtest.Keys(sent)) {
+				t.Errorf("assignments %v, want %v", systemdtest.Keys(msg), systemdtest.Keys(sent))
+			}
+			for k, v := range want {
+				if k != "STATUS" && got[k] != v {
+					t.Errorf("%s=%q, want %q: only STATUS= may be shortened", k, got[k], v)
+				}
+			}
+			status, full := got["STATUS"], want["STATUS"]
+			if !utf8.ValidString(status) {
+				t.Errorf("STATUS= is not valid UTF-8 after the cut: systemd would ignore it")
+			}
+			m := regexp.MustCompile(`…\[(\d+) bytes cut\]…`).FindStringSubmatchIndex(status)
+			if m == nil {
+				t.Fatalf("STATUS= does not say what was cut: %.80q…", status)
+			}
+			head, tail := status[:m[0]], status[m[1]:]
+			n, _ := strconv.Atoi(status[m[2]:m[3]])
+			if !strings.HasPrefix(full, head) || !strings.HasSuffix(full, tail) || len(head)+n+len(tail) != len(full) {
+				t.Errorf("STATUS= %d bytes kept of %d, %d said cut: not the beginning and end of the status with the middle cut", len(head)+len(tail), len(full), n)
+			}
+			if len(head) < 1000 || len(tail) < 1000 {
+				t.Errorf("kept %d bytes of the beginning and %d of the end; want both", len(head), len(tail))
+			}
+		})
+	}
+}
+
+// TestNotifyRefusesWhatSystemdWouldDrop: a message that cannot fit, even
+// without a status, or that holds a NUL byte, is an error and is not sent.
+func TestNotifyRefusesWhatSystemdWouldDrop(t *testing.T) {
+	notify := systemdtest.Listen(t, false)
+	n := NewNotifier(notify.Addr)
+	for _, assignments := range [][]string{
+		{Ready, Status("fine"), "X_NOTE=" + strings.Repeat("z", datagramMax)},
+		{Ready, "X_NOTE=a\x00b"},
+	} {
+		if err := n.Notify(assignments...); err == nil {
+			t.Errorf("Notify(%.60q…): no error", assignments)
+		}
+	}
+	if err := n.Notify(Watchdog); err != nil {
+		t.Fatal(err)
+	}
+	if msg := notify.Next(t, 5*time.Second); msg != Watchdog {
+		t.Errorf("got %.60q…, want only the WATCHDOG=1 sent after the refused messages", msg)
+	}
+}
+
+// TestNotifySocketDropsWhatSystemdDrops pins the test double to systemd's
+// rules (src/shared/notify-recv.c): a datagram of 4096 bytes is read, one
+// of 4097 is dropped whole, and so is one with a NUL inside; a trailing NUL
+// is allowed.
+func TestNotifySocketDropsWhatSystemdDrops(t *testing.T) {
+	notify := systemdtest.Listen(t, false)
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: notify.Addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fill := func(n int) string { return "READY=1\nSTATUS=" + strings.Repeat("s", n-len("READY=1\nSTATUS=")) }
+	for _, tc := range []struct {
+		name, msg string
+		dropped   bool
+	}{
+		{"4096 bytes", fill(4096), false},
+		{"4097 bytes", fill(4097), true},
+		{"64 KiB", fill(64 << 10), true},
+		{"a NUL inside", "READY=1\x00STATUS=x", true},
+		{"a trailing NUL", "READY=1\x00", false},
+	} {
+		if _, err := conn.Write([]byte(tc.msg)); err != nil {
+			t.Fatal(err)
+		}
+		d := notify.NextDatagram(t, 5*time.Second)
+		if (d.Dropped != "") != tc.dropped {
+			t.Errorf("%s: dropped %q, want dropped %v", tc.name, d.Dropped, tc.dropped)
+		}
+		if !tc.dropped && d.Text != tc.msg {
+			t.Errorf("%s: received %d bytes of %d", tc.name, len(d.Text), len(tc.msg))
+		}
 	}
 }

@@ -1,9 +1,11 @@
 // Package systemdtest gives tests the systemd side of the notify protocol:
 // a real unix datagram socket to pass as NOTIFY_SOCKET, and the messages
-// that arrive on it, in order.
+// that arrive on it, in order, read as systemd reads them.
 package systemdtest
 
 import (
+	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,12 +17,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NotifySocket is a listening notify socket, as systemd's own.
+// NotifySocket is a listening notify socket, as systemd's own. It is no
+// kinder than systemd: a datagram systemd would ignore never reaches a test
+// as a message (see Datagram).
 type NotifySocket struct {
 	// Addr is the value for NOTIFY_SOCKET.
-	Addr     string
-	messages chan string
-	files    chan *os.File
+	Addr      string
+	datagrams chan Datagram
+	files     chan *os.File
+}
+
+// bufferMax is systemd's NOTIFY_BUFFER_MAX: it reads a notify datagram into
+// a buffer of 4096 bytes and ignores one that did not fit (MSG_TRUNC),
+// whole. It is written out here, not taken from package systemd, so that
+// the tests check the sender against systemd's number rather than against
+// the sender's own idea of it.
+const bufferMax = 4096
+
+// fdMax is how many descriptors one datagram may carry; systemd allows 768
+// (NOTIFY_FD_MAX) and ignores a datagram whose control data was cut
+// (MSG_CTRUNC). The tests pass a few.
+const fdMax = 16
+
+// Datagram is one datagram that arrived on the socket.
+type Datagram struct {
+	// Text is the datagram as received: its first bufferMax bytes.
+	Text string
+	// Dropped says why systemd would ignore the datagram, with every
+	// assignment in it, or is empty when systemd would act on it.
+	Dropped string
 }
 
 // Listen opens a notify socket in a temporary directory, or in the abstract
@@ -35,7 +60,7 @@ func Listen(t testing.TB, abstract bool) *NotifySocket {
 	if err != nil {
 		t.Fatalf("notify socket: %v", err)
 	}
-	s := &NotifySocket{Addr: addr, messages: make(chan string, 1024), files: make(chan *os.File, 16)}
+	s := &NotifySocket{Addr: addr, datagrams: make(chan Datagram, 1024), files: make(chan *os.File, 16)}
 	done := make(chan struct{})
 	t.Cleanup(func() {
 		conn.Close()
@@ -46,26 +71,65 @@ func Listen(t testing.TB, abstract bool) *NotifySocket {
 	})
 	go func() {
 		defer close(done)
-		defer close(s.messages)
-		buf, oob := make([]byte, 64<<10), make([]byte, unix.CmsgSpace(16*4))
+		defer close(s.datagrams)
+		buf, oob := make([]byte, bufferMax), make([]byte, unix.CmsgSpace(fdMax*4))
 		for {
-			n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+			n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
 			if err != nil {
 				return
 			}
-			// File descriptors passed with FDSTORE=1, kept for the test
-			// as systemd keeps them in its store.
+			d := Datagram{Text: string(buf[:n]), Dropped: dropped(buf[:n], flags)}
 			cmsgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
 			for i := range cmsgs {
 				fds, _ := unix.ParseUnixRights(&cmsgs[i])
 				for _, fd := range fds {
-					s.files <- os.NewFile(uintptr(fd), "stored")
+					// File descriptors passed with FDSTORE=1 are kept for
+					// the test as systemd keeps them in its store; those
+					// of a dropped datagram are closed, as systemd does.
+					f := os.NewFile(uintptr(fd), "stored")
+					if d.Dropped != "" {
+						f.Close()
+						continue
+					}
+					s.files <- f
 				}
 			}
-			s.messages <- string(buf[:n])
+			s.datagrams <- d
 		}
 	}()
 	return s
+}
+
+// dropped says why systemd would ignore a datagram received as msg with
+// the recvmsg(2) flags, or returns "" (src/shared/notify-recv.c).
+func dropped(msg []byte, flags int) string {
+	switch {
+	case flags&unix.MSG_TRUNC != 0:
+		return fmt.Sprintf("longer than %d bytes (NOTIFY_BUFFER_MAX): systemd ignores it whole", bufferMax)
+	case flags&unix.MSG_CTRUNC != 0:
+		return "more file descriptors than the control buffer holds: systemd ignores it whole"
+	case len(msg) > 1 && bytes.IndexByte(msg[:len(msg)-1], 0) >= 0:
+		// One trailing NUL is allowed, as systemd allows it.
+		return "a NUL byte inside: systemd ignores it whole"
+	}
+	return ""
+}
+
+// NextDatagram returns the next datagram, whether systemd would act on it
+// or drop it, failing t if none arrives within timeout. Most tests want
+// Next; this is for a test of what is dropped.
+func (s *NotifySocket) NextDatagram(t testing.TB, timeout time.Duration) Datagram {
+	t.Helper()
+	select {
+	case d, ok := <-s.datagrams:
+		if !ok {
+			t.Fatal("notify socket closed")
+		}
+		return d
+	case <-time.After(timeout):
+		t.Fatalf("no notify message within %s", timeout)
+		return Datagram{}
+	}
 }
 
 // StoredFile returns the next file descriptor passed with FDSTORE=1.
@@ -80,29 +144,36 @@ func (s *NotifySocket) StoredFile(t testing.TB, timeout time.Duration) *os.File 
 	}
 }
 
-// Next returns the next datagram, failing t if none arrives within timeout.
+// Next returns the next datagram, failing t if none arrives within
+// timeout. A datagram systemd would drop fails t at once, saying why:
+// systemd would never see it, and a test that waited for, say, the READY=1
+// inside it would otherwise only time out.
 func (s *NotifySocket) Next(t testing.TB, timeout time.Duration) string {
 	t.Helper()
-	select {
-	case m, ok := <-s.messages:
-		if !ok {
-			t.Fatal("notify socket closed")
-		}
-		return m
-	case <-time.After(timeout):
-		t.Fatalf("no notify message within %s", timeout)
-		return ""
+	d := s.NextDatagram(t, timeout)
+	if d.Dropped != "" {
+		t.Fatalf("systemd would drop this notify datagram, %s: %.200q…", d.Dropped, d.Text)
 	}
+	return d.Text
 }
 
-// NextOrNone returns the next datagram, or false if none arrives within
-// timeout.
+// NextOrNone returns the next datagram systemd would act on, or false if
+// none arrives within timeout. Datagrams systemd would drop are passed
+// over, as systemd passes over them.
 func (s *NotifySocket) NextOrNone(timeout time.Duration) (string, bool) {
-	select {
-	case m, ok := <-s.messages:
-		return m, ok
-	case <-time.After(timeout):
-		return "", false
+	deadline := time.After(timeout)
+	for {
+		select {
+		case d, ok := <-s.datagrams:
+			if !ok {
+				return "", false
+			}
+			if d.Dropped == "" {
+				return d.Text, true
+			}
+		case <-deadline:
+			return "", false
+		}
 	}
 }
 
