@@ -180,7 +180,7 @@ func withoutAllocBytesGauge(g prometheus.Gatherer) prometheus.Gatherer {
 }
 
 // Instrument counts and times the requests h serves under the route
-// pattern (a http.ServeMux pattern such as "GET /notes/{name}").
+// pattern (a http.ServeMux pattern such as "GET /items/{id}").
 //
 // It records the series promhttp's InstrumentHandlerInFlight, …Duration and
 // …Counter would, with the same label values, in one wrapper rather than
@@ -330,7 +330,7 @@ func (m *Metrics) Panicked(route string) {
 	m.panics.WithLabelValues(routeLabel(route)).Inc()
 }
 
-// routeLabel is the path of a ServeMux pattern such as "GET /notes/{name}":
+// routeLabel is the path of a ServeMux pattern such as "GET /items/{id}":
 // the method has a label of its own.
 func routeLabel(pattern string) string {
 	if _, path, ok := strings.Cut(pattern, " "); ok {

@@ -23,8 +23,8 @@ import (
 func exercised(t *testing.T) (*prometheus.Registry, *Metrics) {
 	reg := prometheus.NewRegistry()
 	m := New(reg, Build{Version: "v1.2.3", Revision: "abc", GoVersion: "go1.26"})
-	h := m.Instrument("GET /notes/{name}", m.Handler())
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/notes/x", nil))
+	h := m.Instrument("GET /items/{id}", m.Handler())
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/items/x", nil))
 	m.SetReady(true)
 	m.Reloaded(false)
 	m.WatchdogPing(false)
@@ -62,7 +62,7 @@ func TestPromtoolAcceptsTheScrape(t *testing.T) {
 	}
 	for _, want := range []string{
 		`daemon_build_info{goversion="go1.26",revision="abc",version="v1.2.3"} 1`,
-		`daemon_http_requests_total{code="200",method="get",route="/notes/{name}"} 1`,
+		`daemon_http_requests_total{code="200",method="get",route="/items/{id}"} 1`,
 		"go_goroutines ", "process_cpu_seconds_total ", "go_build_info{",
 	} {
 		if !strings.Contains(rec.Body.String(), want) {
@@ -108,14 +108,14 @@ func TestInstrumentRecordsWhatPromhttpWould(t *testing.T) {
 	}
 	serve := func(h http.Handler) {
 		for _, req := range requests {
-			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(req.method, "/notes/x?"+req.query, nil))
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(req.method, "/items/x?"+req.query, nil))
 		}
 	}
 	ours := New(prometheus.NewRegistry(), Build{})
-	serve(ours.Instrument("GET /notes/{name}", http.HandlerFunc(handler)))
+	serve(ours.Instrument("GET /items/{id}", http.HandlerFunc(handler)))
 
 	theirs := New(prometheus.NewRegistry(), Build{})
-	route := prometheus.Labels{"route": "/notes/{name}"}
+	route := prometheus.Labels{"route": "/items/{id}"}
 	serve(promhttp.InstrumentHandlerInFlight(theirs.inFlight,
 		promhttp.InstrumentHandlerDuration(theirs.duration.MustCurryWith(route),
 			promhttp.InstrumentHandlerCounter(theirs.requests.MustCurryWith(route), http.HandlerFunc(handler)))))
