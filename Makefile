@@ -14,7 +14,7 @@ GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lin
 # internal/app breaks it.
 KIT     := ./internal/lifecycle ./internal/service/... ./internal/auth ./internal/config ./internal/metrics ./internal/logging ./internal/journald/... ./internal/systemd/...
 
-.PHONY: help build run test test-units test-seam test-deb race rename test-rename test-systemd test-vm deb bench fuzz lint clean
+.PHONY: help build run deps test test-units test-seam test-deb race rename test-rename test-systemd test-vm deb bench fuzz lint clean
 .PHONY: drop-example # example:line
 
 help: ## list the targets
@@ -28,8 +28,11 @@ run: build ## run the daemon locally on 127.0.0.1:8080, state in ./var, the API 
 	test -s var/credentials/api-token || { umask 077; od -An -vtx1 -N32 /dev/urandom | tr -d ' \n' >var/credentials/api-token; }
 	CREDENTIALS_DIRECTORY=$(CURDIR)/var/credentials $(BIN) -config deploy/config.toml -state-dir var -log-format text
 
-test: build test-units test-seam test-deb ## vet, check formatting, run the tests, check the units, the seam and the package
-	@test -z "$$(gofmt -l cmd internal test)" || { gofmt -l cmd internal test; echo "gofmt: files above need formatting"; exit 1; }
+deps: ## install what make test needs (as root, from Debian's packages), or say what to install
+	@bash tools/deps.sh
+
+test: deps build test-units test-seam test-deb ## vet, check formatting, run the tests, check the units, the seam and the package
+	@test -z "$$(gofmt -l cmd internal test tools bench)" || { gofmt -l cmd internal test tools bench; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags systemd ./...
 	$(GO) test -count=1 ./...

@@ -48,7 +48,7 @@ func TestPromtoolAcceptsTheScrape(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("promtool missing: .ci/run installs Debian's prometheus package")
+			t.Fatal("promtool missing: make test installs Debian's prometheus package (tools/deps.sh)")
 		}
 		t.Skip("promtool not installed (Debian package prometheus)")
 	}
