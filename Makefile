@@ -59,8 +59,8 @@ drop-example: ## delete the example service and all that is only its, and run in
 	$(GO) run ./tools/example_drop
 # example:end
 
-test-rename: ## rename a copy of the tree and check that it builds, tests and packages (HARNESS=1: and runs under systemd)
-	HARNESS=$(HARNESS) GO=$(GO) bash tools/rename/check.sh
+test-rename: ## rename a copy of the tree and check that it builds, tests and packages (HARNESS=1: and runs under systemd; DROP=1: without the example)
+	HARNESS=$(HARNESS) DROP=$(DROP) GO=$(GO) bash tools/rename/check.sh
 
 test-units: build ## the shipped config is valid; systemd-analyze verify and security on deploy/systemd
 	$(BIN) -check-config -config deploy/config.toml

@@ -6,9 +6,14 @@
 # packaging line still names the old service, no file is named after it,
 # and the old module path is gone. With HARNESS=1 the copy's package also
 # runs under systemd (`make test-systemd` in the copy): systemd itself starts
-# NEW.socket and NEW.service.
+# NEW.socket and NEW.service. With DROP=1 the copy also drops the example
+# (`make drop-example`) after the rename, as a new service's first two
+# commits do, and all of the above then holds for it: every kit test and
+# scenario still there and passing.
 #
-#   bash tools/rename/check.sh       (make test-rename [HARNESS=1])
+# Your own tree is not changed: all of it happens in a copy.
+#
+#   bash tools/rename/check.sh       (make test-rename [HARNESS=1] [DROP=1])
 #   NEW_NAME, NEW_MODULE   the rename (default: hello, or world in a project
 #                          named hello; example.org/acme/NEW_NAME)
 #   DIST                   the harness's Debian suite, with HARNESS=1
@@ -41,13 +46,21 @@ git -C "$copy" init -q
 git -C "$copy" add -A
 git -C "$copy" -c user.name=check -c user.email=check@localhost commit -qm "the template"
 
-log "renaming $old ($old_module) to $NEW_NAME ($NEW_MODULE) in $copy"
+log "renaming a copy of this tree, in $copy, from $old ($old_module) to $NEW_NAME ($NEW_MODULE); this tree stays as it is"
 (cd "$copy" && "$GO" run ./tools/rename -name "$NEW_NAME" -module "$NEW_MODULE") >"$work/rename.log"
 log "$(wc -l <"$work/rename.log") lines of changes, e.g.:"
 head -5 "$work/rename.log" >&2
 
 cd "$copy"
 git add -A # as the rename's commit will hold it
+if [[ ${DROP:-} == 1 ]]; then
+	git -c user.name=check -c user.email=check@localhost commit -qm "the rename"
+	log "make drop-example in the renamed copy"
+	make --no-print-directory drop-example >"$work/drop.log"
+	tail -2 "$work/drop.log" >&2
+	git add -A
+	[[ ! -e internal/example ]] || fail "make drop-example left internal/example"
+fi
 # Nothing left that names the old service where a name goes.
 leftover=$(git ls-files -co --exclude-standard -- deploy packaging Makefile Dockerfile.test '*.sh' .ci |
 	xargs grep -nE "(\b$old\.(service|socket)|\b$old-(metrics|standalone)|\b_$old\b|=$old\b|/$old\b|\b${old}_|:-$old\b|\?= *$old\b|\bcmd/$old\b)" || true)
@@ -83,4 +96,4 @@ if [[ ${HARNESS:-} == 1 ]]; then
 	log "make test-systemd (DIST=${DIST:-bookworm}) in the renamed copy"
 	make --no-print-directory test-systemd DIST="${DIST:-bookworm}"
 fi
-log "ok: $NEW_NAME ($NEW_MODULE) builds, tests and packages"
+log "ok: $NEW_NAME ($NEW_MODULE)${DROP:+, without the example,} builds, tests and packages"
