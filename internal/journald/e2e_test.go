@@ -12,10 +12,16 @@ import (
 	"testing"
 	"time"
 
-	nativejournal "github.com/ssgreg/journald"
-
 	"example.com/daemon/internal/journald/journaldtest"
 )
+
+// systemSocket returns a Socket to the system's journald, closed when the
+// test ends.
+func systemSocket(t *testing.T) *Socket {
+	s := &Socket{}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
 
 func uniqueIdentifier() string {
 	return fmt.Sprintf("journald-test-%d-%d", os.Getpid(), time.Now().UnixNano())
@@ -25,7 +31,7 @@ func TestJournaldStoresEntryWithAllFields(t *testing.T) {
 	journaldtest.Need(t)
 	id := uniqueIdentifier()
 	var fallback bytes.Buffer
-	logger := slog.New(NewHandler(&nativejournal.Journal{}, Options{Identifier: id, Fallback: &fallback}))
+	logger := slog.New(NewHandler(systemSocket(t), Options{Identifier: id, Fallback: &fallback}))
 	logger = logger.With("component", "e2e").WithGroup("http")
 	_, file, line, _ := runtime.Caller(0)
 	logger.Warn("request\nfailed", "status", 503, "body", "line 1\nline 2") // must stay on the line after runtime.Caller
@@ -58,7 +64,7 @@ func TestJournaldStoresEntryWithAllFields(t *testing.T) {
 
 // maxDatagram returns the size of the biggest entry the kernel could send
 // as one datagram. A datagram can't be bigger than the sender's socket
-// buffer: nativejournal asks for 8 MiB, and the kernel grants at most
+// buffer: Socket asks for 8 MiB, and the kernel grants at most
 // net.core.wmem_max, doubled (socket(7), SO_SNDBUF).
 func maxDatagram(t *testing.T) int {
 	b, err := os.ReadFile("/proc/sys/net/core/wmem_max")
@@ -80,7 +86,7 @@ func TestJournaldStoresEntryTooBigForADatagram(t *testing.T) {
 	size := max(1<<20, maxDatagram(t)) + 1
 	big := strings.Repeat("0123456789abcde\n", size/16+1)[:size]
 	var fallback bytes.Buffer
-	logger := slog.New(NewHandler(&nativejournal.Journal{}, Options{Identifier: id, Fallback: &fallback}))
+	logger := slog.New(NewHandler(systemSocket(t), Options{Identifier: id, Fallback: &fallback}))
 	logger.Info("big", "big", big)
 
 	entries := journaldtest.Read(t, "SYSLOG_IDENTIFIER="+id)
