@@ -100,3 +100,38 @@ func TestJournaldStoresEntryTooBigForADatagram(t *testing.T) {
 		t.Errorf("BIG did not arrive whole: want %d bytes", size)
 	}
 }
+
+// journald acts on the last PRIORITY= of an entry: an attribute named
+// priority must not be it. With MaxLevelStore=warning, journald keeps a
+// warning whatever its attributes say, and drops an info record.
+func TestJournaldActsOnTheRecordsLevelNotAnAttribute(t *testing.T) {
+	journal := journaldtest.StartPrivate(t, "MaxLevelStore=warning")
+	socket := &Socket{Path: journal.Socket}
+	t.Cleanup(func() { socket.Close() })
+	id := uniqueIdentifier()
+	var fallback bytes.Buffer
+	logger := slog.New(NewHandler(socket, Options{Identifier: id, Fallback: &fallback}))
+	logger.Warn("kept", "priority", 7, "message", "not the message", "syslog_identifier", "other")
+	logger.Info("dropped", "priority", 0)
+
+	entries := journal.Read(t, "SYSLOG_IDENTIFIER="+id)
+	if fallback.Len() > 0 {
+		t.Fatalf("the journal refused a record:\n%s", &fallback)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("journal has %d entries with SYSLOG_IDENTIFIER=%s, want only the warning", len(entries), id)
+	}
+	want := map[string]string{
+		"MESSAGE":             "kept",
+		"PRIORITY":            "4",
+		"SYSLOG_IDENTIFIER":   id,
+		"X_PRIORITY":          "7",
+		"X_MESSAGE":           "not the message",
+		"X_SYSLOG_IDENTIFIER": "other",
+	}
+	for name, value := range want {
+		if got := entries[0][name]; !slices.Equal(got, []string{value}) {
+			t.Errorf("%s = %q, want %q", name, got, value)
+		}
+	}
+}

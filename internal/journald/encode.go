@@ -63,11 +63,18 @@ const maxNameLen = 64
 //     _SYSTEMD_UNIT...): journald sets them from what the kernel tells it
 //     about the sender, and refuses them from clients so that they can't be
 //     forged;
+//   - a name that journald or journalctl gives a meaning to (see reserved)
+//     gets the prefix "X_" too: "priority" becomes X_PRIORITY;
 //   - a name longer than 64 bytes is cut to 64.
 //
 // So different keys can share a name ("a.b" and "a_b", or two long keys that
 // only differ after byte 64). That loses nothing: a journal entry may carry
 // the same field several times, and journald keeps every value.
+//
+// The one prefix X_ for both kinds of renamed key, rather than one for each,
+// keeps the rule short: a field starting with X_ holds a key that could not
+// be used as its own name. A prefix, not a suffix, so that the renamed
+// fields sort together in `journalctl -o verbose` and `journalctl -N`.
 func appendName(b []byte, prefix, key string) []byte {
 	start := len(b)
 	if prefix == "" && (key == "" || !isLetter(key[0])) {
@@ -84,10 +91,48 @@ func appendName(b []byte, prefix, key string) []byte {
 			b = append(b, '_')
 		}
 	}
+	if reserved(b[start:]) {
+		b = append(b, "X_"...)
+		copy(b[start+2:], b[start:len(b)-2])
+		copy(b[start:], "X_")
+	}
 	if len(b)-start > maxNameLen {
 		b = b[:start+maxNameLen]
 	}
 	return b
+}
+
+// reserved reports whether a field named name means something to journald
+// or journalctl (systemd.journal-fields(7)), so that only the handler may
+// set it. An attribute may not:
+//
+//   - journald acts on the last PRIORITY=, SYSLOG_FACILITY=,
+//     SYSLOG_IDENTIFIER= and MESSAGE= of an entry, for MaxLevelStore=, rate
+//     limits and forwarding (journald-native.c), so an attribute "priority"
+//     would decide whether the entry is kept and at what level;
+//   - a second MESSAGE= is one readers do not expect (the man page asks
+//     for one); journalctl -t selects on SYSLOG_IDENTIFIER=, and -u on
+//     UNIT=, COREDUMP_UNIT= and OBJECT_SYSTEMD_UNIT= from root's entries;
+//     MESSAGE_ID= is looked up in the message catalog (journalctl -x);
+//   - from a root sender, OBJECT_PID= makes journald describe another
+//     process, in the OBJECT_ fields it adds; COREDUMP_ fields are what
+//     coredumpctl reads;
+//   - the others (CODE_*, ERRNO, TID, INVOCATION_ID, SYSLOG_PID...) are
+//     read as what the man page says they are, by people and tools alike.
+//
+// Names starting with '_' are journald's own and never get this far.
+func reserved(name []byte) bool {
+	if bytes.HasPrefix(name, []byte("OBJECT_")) || bytes.HasPrefix(name, []byte("COREDUMP_")) {
+		return true
+	}
+	switch string(name) {
+	case "MESSAGE", "MESSAGE_ID", "PRIORITY", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
+		"ERRNO", "INVOCATION_ID", "USER_INVOCATION_ID",
+		"SYSLOG_FACILITY", "SYSLOG_IDENTIFIER", "SYSLOG_PID", "SYSLOG_TIMESTAMP", "SYSLOG_RAW",
+		"DOCUMENTATION", "TID", "UNIT", "USER_UNIT":
+		return true
+	}
+	return false
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }

@@ -178,6 +178,13 @@ func TestFieldNamesAreValidJournalNames(t *testing.T) {
 		{"empty key inside a group", func(l *slog.Logger) { l.WithGroup("g").Info("m", "", "v") }, "G_"},
 		{"group with empty key is inlined", func(l *slog.Logger) { l.Info("m", slog.Group("", "k", "v")) }, "K"},
 		{"WithAttrs are prefixed by earlier groups", func(l *slog.Logger) { l.WithGroup("g").With("k", "v").Info("m") }, "G_K"},
+		{"journald's own field gets X_", func(l *slog.Logger) { l.Info("m", "priority", "v") }, "X_PRIORITY"},
+		{"one made by a group gets X_", func(l *slog.Logger) { l.Info("m", slog.Group("code", "file", "v")) }, "X_CODE_FILE"},
+		{"one made by WithGroup gets X_", func(l *slog.Logger) { l.WithGroup("syslog").Info("m", "identifier", "v") }, "X_SYSLOG_IDENTIFIER"},
+		{"one from WithAttrs gets X_", func(l *slog.Logger) { l.With("unit", "v").Info("m") }, "X_UNIT"},
+		{"any OBJECT_ field gets X_", func(l *slog.Logger) { l.Info("m", "object.id", "v") }, "X_OBJECT_ID"},
+		{"a field that only starts like one is kept", func(l *slog.Logger) { l.Info("m", "priority2", "v") }, "PRIORITY2"},
+		{"renamed and cut to 64 bytes", func(l *slog.Logger) { l.Info("m", "object_"+long, "v") }, ("X_OBJECT_" + strings.ToUpper(long))[:64]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,6 +194,42 @@ func TestFieldNamesAreValidJournalNames(t *testing.T) {
 			want := map[string][]string{tt.want: {"v"}}
 			if !maps.EqualFunc(got, want, slices.Equal) {
 				t.Errorf("fields = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// journaldsFields are the fields systemd.journal-fields(7) gives a meaning
+// to that a client can send, but for the families OBJECT_* and COREDUMP_*,
+// of which there is one of each.
+var journaldsFields = []string{
+	"MESSAGE", "MESSAGE_ID", "PRIORITY", "CODE_FILE", "CODE_LINE", "CODE_FUNC", "ERRNO",
+	"INVOCATION_ID", "USER_INVOCATION_ID",
+	"SYSLOG_FACILITY", "SYSLOG_IDENTIFIER", "SYSLOG_PID", "SYSLOG_TIMESTAMP", "SYSLOG_RAW",
+	"DOCUMENTATION", "TID", "UNIT", "USER_UNIT",
+	"OBJECT_PID", "OBJECT_SYSTEMD_UNIT", "COREDUMP_UNIT",
+}
+
+func TestAttributesDoNotSetJournaldsFields(t *testing.T) {
+	for _, name := range journaldsFields {
+		t.Run(name, func(t *testing.T) {
+			rec := &recorder{}
+			logger := slog.New(NewHandler(rec, Options{Identifier: "id"}))
+			logger.Warn("m", strings.ToLower(name), "v")
+			fields := rec.last(t)
+			for field, values := range fields {
+				if len(values) != 1 {
+					t.Errorf("%s = %q, want one value", field, values)
+				}
+			}
+			want := map[string]string{"MESSAGE": "m", "PRIORITY": "4", "SYSLOG_IDENTIFIER": "id", "X_" + name: "v"}
+			for field, value := range want {
+				if got := fields[field]; !slices.Equal(got, []string{value}) {
+					t.Errorf("%s = %q, want %q", field, got, value)
+				}
+			}
+			if got := fields[name]; slices.Contains(got, "v") {
+				t.Errorf("%s = %q: the attribute set it", name, got)
 			}
 		})
 	}
