@@ -135,3 +135,25 @@ func TestJournaldActsOnTheRecordsLevelNotAnAttribute(t *testing.T) {
 		}
 	}
 }
+
+func TestJournaldStoresEntryOfTooManyAttributes(t *testing.T) {
+	journaldtest.Need(t)
+	id := uniqueIdentifier()
+	var fallback bytes.Buffer
+	logger := slog.New(NewHandler(systemSocket(t), Options{Identifier: id, Fallback: &fallback}))
+	logger.Info("many", manyAttrs(1100)...)
+
+	entries := journaldtest.Read(t, "SYSLOG_IDENTIFIER="+id)
+	if fallback.Len() > 0 {
+		t.Fatalf("the journal refused the record:\n%.1000s", &fallback)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("journal has %d entries with SYSLOG_IDENTIFIER=%s, want 1", len(entries), id)
+	}
+	for name, value := range map[string]string{"MESSAGE": "many", "PRIORITY": "6"} {
+		if got := entries[0][name]; !slices.Equal(got, []string{value}) {
+			t.Errorf("%s = %q, want %q", name, got, value)
+		}
+	}
+	checkAllAttrs(t, entries[0], 1100)
+}

@@ -103,8 +103,9 @@ func appendName(b []byte, prefix, key string) []byte {
 }
 
 // reserved reports whether a field named name means something to journald
-// or journalctl (systemd.journal-fields(7)), so that only the handler may
-// set it. An attribute may not:
+// or journalctl (systemd.journal-fields(7)), or is the handler's own
+// OVERFLOW_FIELDS, so that only the handler may set it. An attribute may
+// not:
 //
 //   - journald acts on the last PRIORITY=, SYSLOG_FACILITY=,
 //     SYSLOG_IDENTIFIER= and MESSAGE= of an entry, for MaxLevelStore=, rate
@@ -129,7 +130,8 @@ func reserved(name []byte) bool {
 	case "MESSAGE", "MESSAGE_ID", "PRIORITY", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
 		"ERRNO", "INVOCATION_ID", "USER_INVOCATION_ID",
 		"SYSLOG_FACILITY", "SYSLOG_IDENTIFIER", "SYSLOG_PID", "SYSLOG_TIMESTAMP", "SYSLOG_RAW",
-		"DOCUMENTATION", "TID", "UNIT", "USER_UNIT":
+		"DOCUMENTATION", "TID", "UNIT", "USER_UNIT",
+		overflowField: // this handler's own
 		return true
 	}
 	return false
@@ -250,4 +252,58 @@ func appendSource(b []byte, pc uintptr) []byte {
 	b = strconv.AppendInt(b, int64(line), 10)
 	b = append(b, '\n')
 	return appendString(b, "CODE_FUNC", fn.Name())
+}
+
+// maxFields is the most fields journald takes in one entry. It ignores an
+// entry with more, without a word to the sender, to bound the work one
+// datagram can cost it (ENTRY_FIELD_COUNT_MAX in systemd's sources, added
+// for CVE-2018-16865). The fields journald adds itself (_PID, _TRANSPORT...)
+// do not count. journald 252 lets one more through, checking the count
+// before it adds a field rather than after; that is not to rely on.
+const maxFields = 1024
+
+// overflowField is the field foldFields puts the fields past maxFields in.
+const overflowField = "OVERFLOW_FIELDS"
+
+// foldFields makes entry, encoded in the native protocol, fit in maxFields
+// fields, so that a record with too many attributes is stored rather than
+// dropped. The first maxFields-1 fields stay as they are: the handler's own
+// come first, so MESSAGE, PRIORITY and the others are among them. The rest
+// become the value of one last field, OVERFLOW_FIELDS, just as they were
+// encoded: NAME=value lines, readable as they are in `journalctl -o
+// verbose`, and exact, since a value with a newline keeps its binary form.
+func foldFields(entry []byte) []byte {
+	// A field takes at least 3 bytes ("A=\n"): a shorter entry fits.
+	if len(entry) < 3*(maxFields+1) {
+		return entry
+	}
+	n, keep := 0, 0
+	for at := 0; at < len(entry); n++ {
+		if n == maxFields-1 {
+			keep = at
+		}
+		at = nextField(entry, at)
+	}
+	if n <= maxFields {
+		return entry
+	}
+	rest := len(entry) - keep
+	header := len(overflowField) + 1 + 8 // NAME, '\n', the 64-bit length
+	entry = append(entry, make([]byte, header)...)
+	copy(entry[keep+header:], entry[keep:keep+rest])
+	copy(entry[keep:], overflowField+"\n")
+	binary.LittleEndian.PutUint64(entry[keep+header-8:], uint64(rest))
+	return append(entry, '\n')
+}
+
+// nextField returns where the field of entry that starts at at ends. The
+// handler wrote the entry, so it is well formed (see endValue for the two
+// forms a field takes).
+func nextField(entry []byte, at int) int {
+	end := at + bytes.IndexAny(entry[at:], "=\n")
+	if entry[end] == '=' { // NAME=value\n
+		return end + 1 + bytes.IndexByte(entry[end+1:], '\n') + 1
+	}
+	n := binary.LittleEndian.Uint64(entry[end+1:]) // NAME\n, length, value, \n
+	return end + 1 + 8 + int(n) + 1
 }

@@ -235,6 +235,74 @@ func TestAttributesDoNotSetJournaldsFields(t *testing.T) {
 	}
 }
 
+// manyAttrs returns n attributes, a0=v0 to aN=vN, the last one with a
+// value of two lines.
+func manyAttrs(n int) []any {
+	var args []any
+	for i := range n {
+		args = append(args, "a"+strconv.Itoa(i), "v"+strconv.Itoa(i))
+	}
+	args[len(args)-1] = "two\nlines"
+	return args
+}
+
+// checkAllAttrs checks that an entry with the attributes from manyAttrs(n)
+// has each of them once: as a field, or in OVERFLOW_FIELDS.
+func checkAllAttrs(t *testing.T, fields map[string][]string, n int) {
+	t.Helper()
+	all := maps.Clone(fields)
+	if overflow, ok := all["OVERFLOW_FIELDS"]; ok {
+		delete(all, "OVERFLOW_FIELDS")
+		for name, values := range decode(t, []byte(overflow[0])) {
+			all[name] = append(all[name], values...)
+		}
+	}
+	args := manyAttrs(n)
+	for i := range n {
+		name, value := "A"+strconv.Itoa(i), args[2*i+1].(string)
+		if got := all[name]; !slices.Equal(got, []string{value}) {
+			t.Fatalf("%s = %q, want %q", name, got, value)
+		}
+	}
+}
+
+func TestEntryOfTooManyFieldsFoldsTheRestIntoOne(t *testing.T) {
+	// Each record has 6 fields of the handler's own: MESSAGE, PRIORITY,
+	// CODE_FILE, CODE_LINE, CODE_FUNC and SYSLOG_IDENTIFIER.
+	tests := []struct {
+		attrs  int
+		folded int // attributes in OVERFLOW_FIELDS
+	}{
+		{maxFields - 6, 0},
+		{maxFields - 5, 2}, // the last field is OVERFLOW_FIELDS
+		{1100, 1100 - (maxFields - 7)},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.attrs), func(t *testing.T) {
+			rec := &recorder{}
+			slog.New(NewHandler(rec, Options{Identifier: "id"})).Info("m", manyAttrs(tt.attrs)...)
+			fields := rec.last(t)
+			n := 0
+			for _, values := range fields {
+				n += len(values)
+			}
+			if n > maxFields {
+				t.Errorf("entry has %d fields, more than journald's %d", n, maxFields)
+			}
+			overflow := fields["OVERFLOW_FIELDS"]
+			if folded := len(decode(t, []byte(strings.Join(overflow, "")))); folded != tt.folded {
+				t.Errorf("OVERFLOW_FIELDS holds %d attributes, want %d", folded, tt.folded)
+			}
+			for _, name := range []string{"MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FUNC"} {
+				if len(fields[name]) != 1 {
+					t.Errorf("%s = %q, want one value", name, fields[name])
+				}
+			}
+			checkAllAttrs(t, fields, tt.attrs)
+		})
+	}
+}
+
 func TestKeysWithTheSameNameKeepAllValues(t *testing.T) {
 	rec := &recorder{}
 	slog.New(NewHandler(rec, Options{})).Info("m", "a.b", "1", "a_b", "2")
