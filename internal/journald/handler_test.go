@@ -17,6 +17,8 @@ import (
 	"testing"
 	"testing/slogtest"
 	"time"
+
+	"example.com/daemon/internal/journald/journaldtest"
 )
 
 // pkgPath is this package's import path, as CODE_FUNC names it.
@@ -76,40 +78,70 @@ func decode(t *testing.T, entry []byte) map[string][]string {
 	return fields
 }
 
+// slogtest checks a handler against the rules every slog handler follows
+// (groups, empty attributes, LogValuers...), in what it wrote. What this one
+// writes is what journald stores, so that is what is judged here.
 func TestHandlerPassesSlogtest(t *testing.T) {
-	var rec *recorder
+	journaldtest.Need(t)
+	socket := systemSocket(t)
+	var id string
 	var timed *timedRecords
 	slogtest.Run(t,
 		func(*testing.T) slog.Handler {
-			rec = &recorder{}
-			timed = &timedRecords{Handler: NewHandler(rec, Options{Identifier: "slogtest"}), last: new(bool)}
+			id = uniqueIdentifier()
+			timed = &timedRecords{Handler: NewHandler(socket, Options{Identifier: id}), last: new(time.Time)}
 			return timed
 		},
 		func(t *testing.T) map[string]any {
+			entries := journaldtest.Read(t, "SYSLOG_IDENTIFIER="+id)
+			read := time.Now()
+			if len(entries) != 1 {
+				t.Fatalf("journal has %d entries with SYSLOG_IDENTIFIER=%s, want 1", len(entries), id)
+			}
 			// Turn the entry back into what slogtest expects. It names
 			// groups G, H, I and attributes a, b, k..., so in a field name
 			// such as G_H_E every part but the last is a group and the
 			// last, lower-cased, is the attribute's key.
 			m := map[string]any{}
-			// The entry's time is journald's (see encode): every entry
-			// the handler sends for a record with a time has one.
-			if *timed.last {
-				m[slog.TimeKey] = "__REALTIME_TIMESTAMP"
-			}
-			for name, values := range rec.last(t) {
+			for name, values := range entries[0] {
 				if len(values) != 1 {
 					t.Fatalf("field %s repeated: %q", name, values)
 				}
-				switch name {
-				case "MESSAGE":
+				switch {
+				case name == "__REALTIME_TIMESTAMP":
+					// The entry's time is journald's: when it received
+					// the entry (systemd.journal-fields(7)), the time
+					// journalctl shows. The handler sends none (see
+					// encode), so this is the record's time if journald
+					// got the entry between the record's making and now.
+					usec, err := strconv.ParseInt(values[0], 10, 64)
+					if err != nil {
+						t.Fatal(err)
+					}
+					stored := time.UnixMicro(usec)
+					if timed.last.IsZero() {
+						// slogtest's zero-time case wants no time for a
+						// record without one. It does not apply: journald
+						// stamps every entry, and a client can neither
+						// set nor remove that stamp. Only its presence is
+						// checked.
+						continue
+					}
+					if !stored.Before(timed.last.Truncate(time.Microsecond)) && !stored.After(read) {
+						m[slog.TimeKey] = stored
+					} else {
+						t.Errorf("journald stored time %v for a record of %v, read at %v", stored, *timed.last, read)
+					}
+				case strings.HasPrefix(name, "_"): // journald's own fields
+				case name == "MESSAGE":
 					m[slog.MessageKey] = values[0]
-				case "PRIORITY":
+				case name == "PRIORITY":
 					m[slog.LevelKey] = values[0]
-				case "SYSLOG_TIMESTAMP":
+				case name == "SYSLOG_TIMESTAMP":
 					t.Errorf("SYSLOG_TIMESTAMP=%s sent; it is for syslog messages", values[0])
-				case "CODE_FILE":
+				case name == "CODE_FILE":
 					m[slog.SourceKey] = values[0]
-				case "CODE_LINE", "CODE_FUNC", "SYSLOG_IDENTIFIER": // slogtest has no key for these
+				case name == "CODE_LINE", name == "CODE_FUNC", name == "SYSLOG_IDENTIFIER": // slogtest has no key for these
 				default:
 					parts := strings.Split(name, "_")
 					group := m
@@ -122,19 +154,22 @@ func TestHandlerPassesSlogtest(t *testing.T) {
 					group[strings.ToLower(parts[len(parts)-1])] = values[0]
 				}
 			}
+			if _, ok := entries[0]["__REALTIME_TIMESTAMP"]; !ok {
+				t.Error("journal entry without __REALTIME_TIMESTAMP")
+			}
 			return m
 		})
 }
 
-// timedRecords remembers whether the last record it, or a handler derived
-// from it, handled had a time.
+// timedRecords remembers the time of the last record it, or a handler
+// derived from it, handled.
 type timedRecords struct {
 	slog.Handler
-	last *bool
+	last *time.Time
 }
 
 func (h *timedRecords) Handle(ctx context.Context, r slog.Record) error {
-	*h.last = !r.Time.IsZero()
+	*h.last = r.Time
 	return h.Handler.Handle(ctx, r)
 }
 
