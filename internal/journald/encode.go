@@ -71,10 +71,10 @@ const maxNameLen = 64
 // only differ after byte 64). That loses nothing: a journal entry may carry
 // the same field several times, and journald keeps every value.
 //
-// The one prefix X_ for both kinds of renamed key, rather than one for each,
-// keeps the rule short: a field starting with X_ holds a key that could not
-// be used as its own name. A prefix, not a suffix, so that the renamed
-// fields sort together in `journalctl -o verbose` and `journalctl -N`.
+// The one prefix X_ for both kinds of renamed key, rather than a prefix
+// for one and a suffix or another prefix for the other, keeps the rule
+// short: a field whose name starts with X_ holds a key that could not be
+// its own name.
 func appendName(b []byte, prefix, key string) []byte {
 	start := len(b)
 	if prefix == "" && (key == "" || !isLetter(key[0])) {
