@@ -12,10 +12,16 @@ import (
 	"testing"
 	"time"
 
-	nativejournal "github.com/ssgreg/journald"
-
 	"example.com/daemon/internal/journald/journaldtest"
 )
+
+// systemSocket returns a Socket to the system's journald, closed when the
+// test ends.
+func systemSocket(t *testing.T) *Socket {
+	s := &Socket{}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
 
 func uniqueIdentifier() string {
 	return fmt.Sprintf("journald-test-%d-%d", os.Getpid(), time.Now().UnixNano())
@@ -25,7 +31,7 @@ func TestJournaldStoresEntryWithAllFields(t *testing.T) {
 	journaldtest.Need(t)
 	id := uniqueIdentifier()
 	var fallback bytes.Buffer
-	logger := slog.New(NewHandler(&nativejournal.Journal{}, Options{Identifier: id, Fallback: &fallback}))
+	logger := slog.New(NewHandler(systemSocket(t), Options{Identifier: id, Fallback: &fallback}))
 	logger = logger.With("component", "e2e").WithGroup("http")
 	_, file, line, _ := runtime.Caller(0)
 	logger.Warn("request\nfailed", "status", 503, "body", "line 1\nline 2") // must stay on the line after runtime.Caller
@@ -58,7 +64,7 @@ func TestJournaldStoresEntryWithAllFields(t *testing.T) {
 
 // maxDatagram returns the size of the biggest entry the kernel could send
 // as one datagram. A datagram can't be bigger than the sender's socket
-// buffer: nativejournal asks for 8 MiB, and the kernel grants at most
+// buffer: Socket asks for 8 MiB, and the kernel grants at most
 // net.core.wmem_max, doubled (socket(7), SO_SNDBUF).
 func maxDatagram(t *testing.T) int {
 	b, err := os.ReadFile("/proc/sys/net/core/wmem_max")
@@ -80,7 +86,7 @@ func TestJournaldStoresEntryTooBigForADatagram(t *testing.T) {
 	size := max(1<<20, maxDatagram(t)) + 1
 	big := strings.Repeat("0123456789abcde\n", size/16+1)[:size]
 	var fallback bytes.Buffer
-	logger := slog.New(NewHandler(&nativejournal.Journal{}, Options{Identifier: id, Fallback: &fallback}))
+	logger := slog.New(NewHandler(systemSocket(t), Options{Identifier: id, Fallback: &fallback}))
 	logger.Info("big", "big", big)
 
 	entries := journaldtest.Read(t, "SYSLOG_IDENTIFIER="+id)
@@ -93,4 +99,61 @@ func TestJournaldStoresEntryTooBigForADatagram(t *testing.T) {
 	if got := entries[0]["BIG"]; len(got) != 1 || got[0] != big {
 		t.Errorf("BIG did not arrive whole: want %d bytes", size)
 	}
+}
+
+// journald acts on the last PRIORITY= of an entry: an attribute named
+// priority must not be it. With MaxLevelStore=warning, journald keeps a
+// warning whatever its attributes say, and drops an info record.
+func TestJournaldActsOnTheRecordsLevelNotAnAttribute(t *testing.T) {
+	journal := journaldtest.StartPrivate(t, "MaxLevelStore=warning")
+	socket := &Socket{Path: journal.Socket}
+	t.Cleanup(func() { socket.Close() })
+	id := uniqueIdentifier()
+	var fallback bytes.Buffer
+	logger := slog.New(NewHandler(socket, Options{Identifier: id, Fallback: &fallback}))
+	logger.Warn("kept", "priority", 7, "message", "not the message", "syslog_identifier", "other")
+	logger.Info("dropped", "priority", 0)
+
+	entries := journal.Read(t, "SYSLOG_IDENTIFIER="+id)
+	if fallback.Len() > 0 {
+		t.Fatalf("the journal refused a record:\n%s", &fallback)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("journal has %d entries with SYSLOG_IDENTIFIER=%s, want only the warning", len(entries), id)
+	}
+	want := map[string]string{
+		"MESSAGE":             "kept",
+		"PRIORITY":            "4",
+		"SYSLOG_IDENTIFIER":   id,
+		"X_PRIORITY":          "7",
+		"X_MESSAGE":           "not the message",
+		"X_SYSLOG_IDENTIFIER": "other",
+	}
+	for name, value := range want {
+		if got := entries[0][name]; !slices.Equal(got, []string{value}) {
+			t.Errorf("%s = %q, want %q", name, got, value)
+		}
+	}
+}
+
+func TestJournaldStoresEntryOfTooManyAttributes(t *testing.T) {
+	journaldtest.Need(t)
+	id := uniqueIdentifier()
+	var fallback bytes.Buffer
+	logger := slog.New(NewHandler(systemSocket(t), Options{Identifier: id, Fallback: &fallback}))
+	logger.Info("many", manyAttrs(1100)...)
+
+	entries := journaldtest.Read(t, "SYSLOG_IDENTIFIER="+id)
+	if fallback.Len() > 0 {
+		t.Fatalf("the journal refused the record:\n%.1000s", &fallback)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("journal has %d entries with SYSLOG_IDENTIFIER=%s, want 1", len(entries), id)
+	}
+	for name, value := range map[string]string{"MESSAGE": "many", "PRIORITY": "6"} {
+		if got := entries[0][name]; !slices.Equal(got, []string{value}) {
+			t.Errorf("%s = %q, want %q", name, got, value)
+		}
+	}
+	checkAllAttrs(t, entries[0], 1100)
 }

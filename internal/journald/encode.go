@@ -63,11 +63,18 @@ const maxNameLen = 64
 //     _SYSTEMD_UNIT...): journald sets them from what the kernel tells it
 //     about the sender, and refuses them from clients so that they can't be
 //     forged;
+//   - a name that journald or journalctl gives a meaning to (see reserved)
+//     gets the prefix "X_" too: "priority" becomes X_PRIORITY;
 //   - a name longer than 64 bytes is cut to 64.
 //
 // So different keys can share a name ("a.b" and "a_b", or two long keys that
 // only differ after byte 64). That loses nothing: a journal entry may carry
 // the same field several times, and journald keeps every value.
+//
+// The one prefix X_ for both kinds of renamed key, rather than a prefix
+// for one and a suffix or another prefix for the other, keeps the rule
+// short: a field whose name starts with X_ holds a key that could not be
+// its own name.
 func appendName(b []byte, prefix, key string) []byte {
 	start := len(b)
 	if prefix == "" && (key == "" || !isLetter(key[0])) {
@@ -84,10 +91,50 @@ func appendName(b []byte, prefix, key string) []byte {
 			b = append(b, '_')
 		}
 	}
+	if reserved(b[start:]) {
+		b = append(b, "X_"...)
+		copy(b[start+2:], b[start:len(b)-2])
+		copy(b[start:], "X_")
+	}
 	if len(b)-start > maxNameLen {
 		b = b[:start+maxNameLen]
 	}
 	return b
+}
+
+// reserved reports whether a field named name means something to journald
+// or journalctl (systemd.journal-fields(7)), or is the handler's own
+// OVERFLOW_FIELDS, so that only the handler may set it. An attribute may
+// not:
+//
+//   - journald acts on the last PRIORITY=, SYSLOG_FACILITY=,
+//     SYSLOG_IDENTIFIER= and MESSAGE= of an entry, for MaxLevelStore=, rate
+//     limits and forwarding (journald-native.c), so an attribute "priority"
+//     would decide whether the entry is kept and at what level;
+//   - a second MESSAGE= is one readers do not expect (the man page asks
+//     for one); journalctl -t selects on SYSLOG_IDENTIFIER=, and -u on
+//     UNIT=, COREDUMP_UNIT= and OBJECT_SYSTEMD_UNIT= from root's entries;
+//     MESSAGE_ID= is looked up in the message catalog (journalctl -x);
+//   - from a root sender, OBJECT_PID= makes journald describe another
+//     process, in the OBJECT_ fields it adds; COREDUMP_ fields are what
+//     coredumpctl reads;
+//   - the others (CODE_*, ERRNO, TID, INVOCATION_ID, SYSLOG_PID...) are
+//     read as what the man page says they are, by people and tools alike.
+//
+// Names starting with '_' are journald's own and never get this far.
+func reserved(name []byte) bool {
+	if bytes.HasPrefix(name, []byte("OBJECT_")) || bytes.HasPrefix(name, []byte("COREDUMP_")) {
+		return true
+	}
+	switch string(name) {
+	case "MESSAGE", "MESSAGE_ID", "PRIORITY", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
+		"ERRNO", "INVOCATION_ID", "USER_INVOCATION_ID",
+		"SYSLOG_FACILITY", "SYSLOG_IDENTIFIER", "SYSLOG_PID", "SYSLOG_TIMESTAMP", "SYSLOG_RAW",
+		"DOCUMENTATION", "TID", "UNIT", "USER_UNIT",
+		overflowField: // this handler's own
+		return true
+	}
+	return false
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
@@ -205,4 +252,58 @@ func appendSource(b []byte, pc uintptr) []byte {
 	b = strconv.AppendInt(b, int64(line), 10)
 	b = append(b, '\n')
 	return appendString(b, "CODE_FUNC", fn.Name())
+}
+
+// maxFields is the most fields journald takes in one entry. It ignores an
+// entry with more, without a word to the sender, to bound the work one
+// datagram can cost it (ENTRY_FIELD_COUNT_MAX in systemd's sources, added
+// for CVE-2018-16865). The fields journald adds itself (_PID, _TRANSPORT...)
+// do not count. journald 252 lets one more through, checking the count
+// before it adds a field rather than after; that is not to rely on.
+const maxFields = 1024
+
+// overflowField is the field foldFields puts the fields past maxFields in.
+const overflowField = "OVERFLOW_FIELDS"
+
+// foldFields makes entry, encoded in the native protocol, fit in maxFields
+// fields, so that a record with too many attributes is stored rather than
+// dropped. The first maxFields-1 fields stay as they are: the handler's own
+// come first, so MESSAGE, PRIORITY and the others are among them. The rest
+// become the value of one last field, OVERFLOW_FIELDS, just as they were
+// encoded: NAME=value lines, readable as they are in `journalctl -o
+// verbose`, and exact, since a value with a newline keeps its binary form.
+func foldFields(entry []byte) []byte {
+	// A field takes at least 3 bytes ("A=\n"): a shorter entry fits.
+	if len(entry) < 3*(maxFields+1) {
+		return entry
+	}
+	n, keep := 0, 0
+	for at := 0; at < len(entry); n++ {
+		if n == maxFields-1 {
+			keep = at
+		}
+		at = nextField(entry, at)
+	}
+	if n <= maxFields {
+		return entry
+	}
+	rest := len(entry) - keep
+	header := len(overflowField) + 1 + 8 // NAME, '\n', the 64-bit length
+	entry = append(entry, make([]byte, header)...)
+	copy(entry[keep+header:], entry[keep:keep+rest])
+	copy(entry[keep:], overflowField+"\n")
+	binary.LittleEndian.PutUint64(entry[keep+header-8:], uint64(rest))
+	return append(entry, '\n')
+}
+
+// nextField returns where the field of entry that starts at at ends. The
+// handler wrote the entry, so it is well formed (see endValue for the two
+// forms a field takes).
+func nextField(entry []byte, at int) int {
+	end := at + bytes.IndexAny(entry[at:], "=\n")
+	if entry[end] == '=' { // NAME=value\n
+		return end + 1 + bytes.IndexByte(entry[end+1:], '\n') + 1
+	}
+	n := binary.LittleEndian.Uint64(entry[end+1:]) // NAME\n, length, value, \n
+	return end + 1 + 8 + int(n) + 1
 }

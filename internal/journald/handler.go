@@ -110,7 +110,7 @@ func (h *Handler) Enabled(_ context.Context, l slog.Level) bool {
 // does not take it.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	buf := h.out.buffers.Get().(*[]byte)
-	*buf = h.encode((*buf)[:0], r)
+	*buf = foldFields(h.encode((*buf)[:0], r))
 	err := h.out.journal.WriteMsg(*buf)
 	// A buffer that grew for a huge entry is left to the garbage collector
 	// rather than kept in the pool for ever.

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"testing/slogtest"
 	"time"
+
+	"example.com/daemon/internal/journald/journaldtest"
 )
 
 // pkgPath is this package's import path, as CODE_FUNC names it.
@@ -76,40 +78,70 @@ func decode(t *testing.T, entry []byte) map[string][]string {
 	return fields
 }
 
+// slogtest checks a handler against the rules every slog handler follows
+// (groups, empty attributes, LogValuers...), in what it wrote. What this one
+// writes is what journald stores, so that is what is judged here.
 func TestHandlerPassesSlogtest(t *testing.T) {
-	var rec *recorder
+	journaldtest.Need(t)
+	socket := systemSocket(t)
+	var id string
 	var timed *timedRecords
 	slogtest.Run(t,
 		func(*testing.T) slog.Handler {
-			rec = &recorder{}
-			timed = &timedRecords{Handler: NewHandler(rec, Options{Identifier: "slogtest"}), last: new(bool)}
+			id = uniqueIdentifier()
+			timed = &timedRecords{Handler: NewHandler(socket, Options{Identifier: id}), last: new(time.Time)}
 			return timed
 		},
 		func(t *testing.T) map[string]any {
+			entries := journaldtest.Read(t, "SYSLOG_IDENTIFIER="+id)
+			read := time.Now()
+			if len(entries) != 1 {
+				t.Fatalf("journal has %d entries with SYSLOG_IDENTIFIER=%s, want 1", len(entries), id)
+			}
 			// Turn the entry back into what slogtest expects. It names
 			// groups G, H, I and attributes a, b, k..., so in a field name
 			// such as G_H_E every part but the last is a group and the
 			// last, lower-cased, is the attribute's key.
 			m := map[string]any{}
-			// The entry's time is journald's (see encode): every entry
-			// the handler sends for a record with a time has one.
-			if *timed.last {
-				m[slog.TimeKey] = "__REALTIME_TIMESTAMP"
-			}
-			for name, values := range rec.last(t) {
+			for name, values := range entries[0] {
 				if len(values) != 1 {
 					t.Fatalf("field %s repeated: %q", name, values)
 				}
-				switch name {
-				case "MESSAGE":
+				switch {
+				case name == "__REALTIME_TIMESTAMP":
+					// The entry's time is journald's: when it received
+					// the entry (systemd.journal-fields(7)), the time
+					// journalctl shows. The handler sends none (see
+					// encode), so this is the record's time if journald
+					// got the entry between the record's making and now.
+					usec, err := strconv.ParseInt(values[0], 10, 64)
+					if err != nil {
+						t.Fatal(err)
+					}
+					stored := time.UnixMicro(usec)
+					if timed.last.IsZero() {
+						// slogtest's zero-time case wants no time for a
+						// record without one. It does not apply: journald
+						// stamps every entry, and a client can neither
+						// set nor remove that stamp. Only its presence is
+						// checked.
+						continue
+					}
+					if !stored.Before(timed.last.Truncate(time.Microsecond)) && !stored.After(read) {
+						m[slog.TimeKey] = stored
+					} else {
+						t.Errorf("journald stored time %v for a record of %v, read at %v", stored, *timed.last, read)
+					}
+				case strings.HasPrefix(name, "_"): // journald's own fields
+				case name == "MESSAGE":
 					m[slog.MessageKey] = values[0]
-				case "PRIORITY":
+				case name == "PRIORITY":
 					m[slog.LevelKey] = values[0]
-				case "SYSLOG_TIMESTAMP":
+				case name == "SYSLOG_TIMESTAMP":
 					t.Errorf("SYSLOG_TIMESTAMP=%s sent; it is for syslog messages", values[0])
-				case "CODE_FILE":
+				case name == "CODE_FILE":
 					m[slog.SourceKey] = values[0]
-				case "CODE_LINE", "CODE_FUNC", "SYSLOG_IDENTIFIER": // slogtest has no key for these
+				case name == "CODE_LINE", name == "CODE_FUNC", name == "SYSLOG_IDENTIFIER": // slogtest has no key for these
 				default:
 					parts := strings.Split(name, "_")
 					group := m
@@ -122,19 +154,22 @@ func TestHandlerPassesSlogtest(t *testing.T) {
 					group[strings.ToLower(parts[len(parts)-1])] = values[0]
 				}
 			}
+			if _, ok := entries[0]["__REALTIME_TIMESTAMP"]; !ok {
+				t.Error("journal entry without __REALTIME_TIMESTAMP")
+			}
 			return m
 		})
 }
 
-// timedRecords remembers whether the last record it, or a handler derived
-// from it, handled had a time.
+// timedRecords remembers the time of the last record it, or a handler
+// derived from it, handled.
 type timedRecords struct {
 	slog.Handler
-	last *bool
+	last *time.Time
 }
 
 func (h *timedRecords) Handle(ctx context.Context, r slog.Record) error {
-	*h.last = !r.Time.IsZero()
+	*h.last = r.Time
 	return h.Handler.Handle(ctx, r)
 }
 
@@ -178,6 +213,13 @@ func TestFieldNamesAreValidJournalNames(t *testing.T) {
 		{"empty key inside a group", func(l *slog.Logger) { l.WithGroup("g").Info("m", "", "v") }, "G_"},
 		{"group with empty key is inlined", func(l *slog.Logger) { l.Info("m", slog.Group("", "k", "v")) }, "K"},
 		{"WithAttrs are prefixed by earlier groups", func(l *slog.Logger) { l.WithGroup("g").With("k", "v").Info("m") }, "G_K"},
+		{"journald's own field gets X_", func(l *slog.Logger) { l.Info("m", "priority", "v") }, "X_PRIORITY"},
+		{"one made by a group gets X_", func(l *slog.Logger) { l.Info("m", slog.Group("code", "file", "v")) }, "X_CODE_FILE"},
+		{"one made by WithGroup gets X_", func(l *slog.Logger) { l.WithGroup("syslog").Info("m", "identifier", "v") }, "X_SYSLOG_IDENTIFIER"},
+		{"one from WithAttrs gets X_", func(l *slog.Logger) { l.With("unit", "v").Info("m") }, "X_UNIT"},
+		{"any OBJECT_ field gets X_", func(l *slog.Logger) { l.Info("m", "object.id", "v") }, "X_OBJECT_ID"},
+		{"a field that only starts like one is kept", func(l *slog.Logger) { l.Info("m", "priority2", "v") }, "PRIORITY2"},
+		{"renamed and cut to 64 bytes", func(l *slog.Logger) { l.Info("m", "object_"+long, "v") }, ("X_OBJECT_" + strings.ToUpper(long))[:64]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,6 +230,110 @@ func TestFieldNamesAreValidJournalNames(t *testing.T) {
 			if !maps.EqualFunc(got, want, slices.Equal) {
 				t.Errorf("fields = %q, want %q", got, want)
 			}
+		})
+	}
+}
+
+// journaldsFields are the fields systemd.journal-fields(7) gives a meaning
+// to that a client can send, but for the families OBJECT_* and COREDUMP_*,
+// of which there is one of each.
+var journaldsFields = []string{
+	"MESSAGE", "MESSAGE_ID", "PRIORITY", "CODE_FILE", "CODE_LINE", "CODE_FUNC", "ERRNO",
+	"INVOCATION_ID", "USER_INVOCATION_ID",
+	"SYSLOG_FACILITY", "SYSLOG_IDENTIFIER", "SYSLOG_PID", "SYSLOG_TIMESTAMP", "SYSLOG_RAW",
+	"DOCUMENTATION", "TID", "UNIT", "USER_UNIT",
+	"OBJECT_PID", "OBJECT_SYSTEMD_UNIT", "COREDUMP_UNIT",
+}
+
+func TestAttributesDoNotSetJournaldsFields(t *testing.T) {
+	for _, name := range journaldsFields {
+		t.Run(name, func(t *testing.T) {
+			rec := &recorder{}
+			logger := slog.New(NewHandler(rec, Options{Identifier: "id"}))
+			logger.Warn("m", strings.ToLower(name), "v")
+			fields := rec.last(t)
+			for field, values := range fields {
+				if len(values) != 1 {
+					t.Errorf("%s = %q, want one value", field, values)
+				}
+			}
+			want := map[string]string{"MESSAGE": "m", "PRIORITY": "4", "SYSLOG_IDENTIFIER": "id", "X_" + name: "v"}
+			for field, value := range want {
+				if got := fields[field]; !slices.Equal(got, []string{value}) {
+					t.Errorf("%s = %q, want %q", field, got, value)
+				}
+			}
+			if got := fields[name]; slices.Contains(got, "v") {
+				t.Errorf("%s = %q: the attribute set it", name, got)
+			}
+		})
+	}
+}
+
+// manyAttrs returns n attributes, a0=v0 to aN=vN, the last one with a
+// value of two lines.
+func manyAttrs(n int) []any {
+	var args []any
+	for i := range n {
+		args = append(args, "a"+strconv.Itoa(i), "v"+strconv.Itoa(i))
+	}
+	args[len(args)-1] = "two\nlines"
+	return args
+}
+
+// checkAllAttrs checks that an entry with the attributes from manyAttrs(n)
+// has each of them once: as a field, or in OVERFLOW_FIELDS.
+func checkAllAttrs(t *testing.T, fields map[string][]string, n int) {
+	t.Helper()
+	all := maps.Clone(fields)
+	if overflow, ok := all["OVERFLOW_FIELDS"]; ok {
+		delete(all, "OVERFLOW_FIELDS")
+		for name, values := range decode(t, []byte(overflow[0])) {
+			all[name] = append(all[name], values...)
+		}
+	}
+	args := manyAttrs(n)
+	for i := range n {
+		name, value := "A"+strconv.Itoa(i), args[2*i+1].(string)
+		if got := all[name]; !slices.Equal(got, []string{value}) {
+			t.Fatalf("%s = %q, want %q", name, got, value)
+		}
+	}
+}
+
+func TestEntryOfTooManyFieldsFoldsTheRestIntoOne(t *testing.T) {
+	// Each record has 6 fields of the handler's own: MESSAGE, PRIORITY,
+	// CODE_FILE, CODE_LINE, CODE_FUNC and SYSLOG_IDENTIFIER.
+	tests := []struct {
+		attrs  int
+		folded int // attributes in OVERFLOW_FIELDS
+	}{
+		{maxFields - 6, 0},
+		{maxFields - 5, 2}, // the last field is OVERFLOW_FIELDS
+		{1100, 1100 - (maxFields - 7)},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.attrs), func(t *testing.T) {
+			rec := &recorder{}
+			slog.New(NewHandler(rec, Options{Identifier: "id"})).Info("m", manyAttrs(tt.attrs)...)
+			fields := rec.last(t)
+			n := 0
+			for _, values := range fields {
+				n += len(values)
+			}
+			if n > maxFields {
+				t.Errorf("entry has %d fields, more than journald's %d", n, maxFields)
+			}
+			overflow := fields["OVERFLOW_FIELDS"]
+			if folded := len(decode(t, []byte(strings.Join(overflow, "")))); folded != tt.folded {
+				t.Errorf("OVERFLOW_FIELDS holds %d attributes, want %d", folded, tt.folded)
+			}
+			for _, name := range []string{"MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FUNC"} {
+				if len(fields[name]) != 1 {
+					t.Errorf("%s = %q, want one value", name, fields[name])
+				}
+			}
+			checkAllAttrs(t, fields, tt.attrs)
 		})
 	}
 }

@@ -46,6 +46,19 @@ func SkipWithout(tb testing.TB) {
 // one for the test if none does, and stopping it when the test ends.
 func Need(t testing.TB) {
 	t.Helper()
+	canRun(t)
+	if Listening() {
+		return
+	}
+
+	// No arguments: journald would take one as the name of a journal
+	// namespace to serve (systemd-journald.service(8)).
+	start(t)
+}
+
+// canRun skips t unless it can run journald and journalctl.
+func canRun(t testing.TB) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run systemd-journald and to read the journal")
 	}
@@ -54,10 +67,57 @@ func Need(t testing.TB) {
 			t.Skipf("needs %s (Debian package systemd): %v", program, err)
 		}
 	}
-	if Listening() {
-		return
-	}
+}
 
+// Private is a journald of a test's own, for a test that needs journald
+// configured its way (journald.conf(5)). It serves a journal namespace
+// (systemd-journald.service(8), "Journal Namespaces"): its own socket, its
+// own configuration and its own journal, which nothing else writes to.
+type Private struct {
+	Namespace string
+	Socket    string // where it reads native entries
+}
+
+// StartPrivate starts a Private journald with settings, lines of the
+// [Journal] section of journald.conf(5) such as "MaxLevelStore=warning",
+// and stops it when the test ends, removing its configuration and journal.
+func StartPrivate(t testing.TB, settings ...string) *Private {
+	t.Helper()
+	canRun(t)
+	machineID, err := os.ReadFile("/etc/machine-id")
+	if err != nil {
+		t.Skipf("journald needs a machine ID: %v", err)
+	}
+	p := &Private{Namespace: fmt.Sprintf("test-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	p.Socket = "/run/systemd/journal." + p.Namespace + "/socket"
+	// Only /etc/systemd: journald 252 reads a namespace's configuration
+	// nowhere else. Storage=volatile keeps the journal under /run, out
+	// of /var/log/journal.
+	conf := "/etc/systemd/journald@" + p.Namespace + ".conf"
+	text := "[Journal]\nStorage=volatile\n" + strings.Join(settings, "\n") + "\n"
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // after journald has stopped
+		os.Remove(conf)
+		os.RemoveAll(filepath.Dir(p.Socket))
+		os.RemoveAll("/run/log/journal/" + strings.TrimSpace(string(machineID)) + "." + p.Namespace)
+	})
+	start(t, p.Namespace)
+	return p
+}
+
+// Read returns the entries of p's journal that match every FIELD=value in
+// matches, with each field's values.
+func (p *Private) Read(t testing.TB, matches ...string) []map[string][]string {
+	t.Helper()
+	return read(t, []string{"--namespace=" + p.Namespace}, matches)
+}
+
+// start runs systemd-journald with args until the test ends, and returns
+// once it is ready.
+func start(t testing.TB, args ...string) {
+	t.Helper()
 	// journald tells its supervisor that it is ready, its sockets open, by
 	// sending READY=1 to the datagram socket named in $NOTIFY_SOCKET
 	// (sd_notify(3)). Here the test is the supervisor.
@@ -68,9 +128,7 @@ func Need(t testing.TB) {
 	}
 	defer ready.Close()
 
-	// No arguments: journald would take one as the name of a journal
-	// namespace to serve (systemd-journald.service(8)).
-	cmd := exec.Command(journaldPath)
+	cmd := exec.Command(journaldPath, args...)
 	cmd.Env = []string{"NOTIFY_SOCKET=" + notify}
 	cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
 	if err := cmd.Start(); err != nil {
@@ -97,13 +155,20 @@ func Need(t testing.TB) {
 // each field's values.
 func Read(t testing.TB, matches ...string) []map[string][]string {
 	t.Helper()
+	return read(t, nil, matches)
+}
+
+// read is Read for the journal that the journalctl options in which select
+// (none: the system's).
+func read(t testing.TB, which, matches []string) []map[string][]string {
+	t.Helper()
 	// --sync returns once journald has stored every entry sent before it
 	// was called (journalctl(1)), so there is nothing to wait or poll for.
-	if out, err := exec.Command("journalctl", "--sync").CombinedOutput(); err != nil {
-		t.Fatalf("journalctl --sync: %v\n%s", err, out)
+	if out, err := exec.Command("journalctl", append(which, "--sync")...).CombinedOutput(); err != nil {
+		t.Fatalf("journalctl %s --sync: %v\n%s", which, err, out)
 	}
 	// --all, or journalctl shows fields bigger than 4096 bytes as null.
-	args := append([]string{"--output=json", "--all", "--no-pager"}, matches...)
+	args := slices.Concat(which, []string{"--output=json", "--all", "--no-pager"}, matches)
 	out, err := exec.Command("journalctl", args...).Output()
 	if err != nil {
 		t.Fatalf("journalctl: %v", err)
