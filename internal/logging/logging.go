@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	nativejournal "github.com/ssgreg/journald"
 	"golang.org/x/sys/unix"
 
 	"example.com/daemon/internal/journald"
@@ -76,7 +75,7 @@ func New(opts Options) (*slog.Logger, error) {
 	}
 	journal := opts.Journal
 	if journal == nil {
-		journal = &nativejournal.Journal{}
+		journal = &journald.Socket{}
 	}
 	toJournal := func() *slog.Logger {
 		return slog.New(journald.NewHandler(journal, journald.Options{
