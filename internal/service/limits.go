@@ -146,7 +146,7 @@ func checkOpenFiles(maxConnections int) error {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
 		return err
 	}
-	if need := uint64(maxConnections) + openFilesNeeded; l.Cur < need {
+	if need := uint64(maxConnections) + openFilesNeeded; uint64(l.Cur) < need { // int64 on FreeBSD
 		return fmt.Errorf("max_connections = %d needs %d open files, more than the limit (%d): raise LimitNOFILE= in the unit, or lower max_connections", maxConnections, need, l.Cur)
 	}
 	return nil
