@@ -2,7 +2,7 @@
 # Build the Debian package: the daemon, its units, its config, the
 # maintainer scripts, and the documents Debian wants of every package (the
 # copyright file, a changelog, a manual page), as packaging/nfpm.yaml lists
-# them, with nfpm (the version pinned below; `go run` fetches it, and
+# them, described by the line in packaging/description, with nfpm (the version pinned below; `go run` fetches it, and
 # go-md2man for the manual page, through the Go module proxy). Run by
 # `make deb`, by packaging/lintian.sh, which checks the result with
 # Debian's lintian, and by test/systemd/run.sh, which installs the package
@@ -65,6 +65,18 @@ version() {
 
 VERSION=${VERSION:-$(version)}
 GOARCH=${GOARCH:-$(go env GOARCH)}
+
+# What the service is, in one line, written in one place: packaging/
+# description. It becomes the package's synopsis (nfpm.yaml's description:
+# what `apt show` and `dpkg -l` print) and the manual page's NAME line
+# (what `apropos` and `man -k` search). nfpm expands $ in it, and Debian
+# wants a synopsis of one short line (Debian Policy 3.4.1), so both are
+# checked here rather than left to lintian.
+DESCRIPTION=$(cat "$here/description")
+if [[ -z $DESCRIPTION || $DESCRIPTION == *$'\n'* || $DESCRIPTION == *'$'* || ${#DESCRIPTION} -gt 79 ]]; then
+	log "packaging/description: want one line of at most 79 characters, without \$, saying what the service is"
+	exit 1
+fi
 if [[ -z ${MAINTAINER:-} ]]; then
 	MAINTAINER="$(git -C "$top" config user.name 2>/dev/null || true) <$(git -C "$top" config user.email 2>/dev/null || true)>"
 	# With no git identity (a fresh CI machine), a placeholder lintian
@@ -186,14 +198,17 @@ field() { awk -v f="$1" 'NR == 1 { print f ": " $0; next } { print " " $0 }'; }
 	echo " into /usr/bin/$NAME."
 } >"$DOCS/copyright"
 
-# The manual page, NAME(8), from its markdown source: the date and the
-# version filled in, then go-md2man (pinned above) turns it into roff. Its
+# The manual page, NAME(8), from its markdown source: the date, the version
+# and the description filled in, then go-md2man (pinned above) turns it
+# into roff (it drops HTML comments: markers in the source do not show). Its
 # first line is the title, "% NAME 8 ...": a page for another name would
 # be installed under the wrong one.
 [[ -f $here/$NAME.8.md ]] || { log "no manual page source packaging/$NAME.8.md"; exit 1; }
 head -1 "$here/$NAME.8.md" | grep -q "^% $NAME 8 " ||
 	{ log "packaging/$NAME.8.md: the first line is not the title \"% $NAME 8 ...\""; exit 1; }
+# (In the description, \, & and / would mean something to sed: escaped.)
 sed -e "s/@DATE@/$(LC_ALL=C date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)/" -e "s/@VERSION@/$VERSION/" \
+	-e "s/@DESCRIPTION@/$(printf '%s\n' "$DESCRIPTION" | sed -e 's/[\/&]/\\&/g')/" \
 	"$here/$NAME.8.md" >"$DOCS/$NAME.8.md"
 (cd "$top" && $MD2MAN -in "$DOCS/$NAME.8.md" -out "$DOCS/$NAME.8")
 gzip -9n "$DOCS/$NAME.8"
@@ -201,7 +216,7 @@ gzip -9n "$DOCS/$NAME.8"
 mkdir -p "$OUT" "$work/out"
 # nfpm names the file NAME_VERSION_ARCH.deb (Debian's arch name); build into
 # an empty directory to learn the name without predicting the translation.
-export NAME VERSION GOARCH BINARY MAINTAINER DOCS
+export NAME VERSION GOARCH BINARY MAINTAINER DOCS DESCRIPTION
 (cd "$top" && $NFPM package --config packaging/nfpm.yaml --packager deb --target "$work/out/") >&2
 deb=$(find "$work/out" -name '*.deb' -print -quit)
 [[ -n $deb ]] || { log "nfpm made no .deb"; exit 1; }
