@@ -113,6 +113,7 @@ type kit[C any] struct {
 	ready atomic.Bool   // what GET /readyz answers
 
 	instrumentsOn atomic.Bool  // [instruments] enabled, as last loaded
+	notifyFailing atomic.Bool  // the last sd_notify failed (notify)
 	health        atomic.Int32 // the health switch (instruments.go)
 
 	// mu orders the messages other goroutines send against the main
@@ -689,7 +690,14 @@ func (k *kit[C]) notify(assignments ...string) {
 	if k.Systemd.Notifier.Enabled() {
 		k.Logger.Debug("sd_notify", "sent", strings.Join(assignments, " "))
 	}
-	if err := k.Systemd.Notifier.Notify(assignments...); err != nil {
-		k.Logger.Warn("sd_notify failed", "err", err)
+	// A notify socket that stops answering would otherwise log a warning
+	// at every watchdog ping: say so once when it starts failing, and once
+	// when it works again.
+	err := k.Systemd.Notifier.Notify(assignments...)
+	switch failing := err != nil; {
+	case failing && !k.notifyFailing.Swap(true):
+		k.Logger.Warn("sd_notify failed; further failures are not logged until it works again", "err", err)
+	case !failing && k.notifyFailing.Swap(false):
+		k.Logger.Info("sd_notify works again")
 	}
 }
