@@ -982,6 +982,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 // metric returns the value of the series name{labels}, or fails t.
 func metric(t *testing.T, d *daemon, name string, labels ...string) float64 {
 	t.Helper()
+	v, ok := metricIfAny(t, d, name, labels...)
+	if !ok {
+		t.Fatalf("no series %s%v", name, labels)
+	}
+	return v
+}
+
+// metricIfAny is metric for a series that may not exist yet.
+func metricIfAny(t *testing.T, d *daemon, name string, labels ...string) (float64, bool) {
+	t.Helper()
 	families, err := d.registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -1003,16 +1013,15 @@ func metric(t *testing.T, d *daemon, name string, labels ...string) float64 {
 			}
 			switch {
 			case m.Counter != nil:
-				return m.Counter.GetValue()
+				return m.Counter.GetValue(), true
 			case m.Gauge != nil:
-				return m.Gauge.GetValue()
+				return m.Gauge.GetValue(), true
 			case m.Histogram != nil:
-				return float64(m.Histogram.GetSampleCount())
+				return float64(m.Histogram.GetSampleCount()), true
 			}
 		}
 	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
+	return 0, false
 }
 
 func TestMetricsFollowTheLifecycle(t *testing.T) {
@@ -1460,5 +1469,38 @@ func inFlight(t *testing.T, d *daemon, n float64) {
 		if time.Now().After(deadline) {
 			t.Fatalf("never %v requests in flight", n)
 		}
+	}
+}
+
+// TestANotifyOutageIsLoggedOnce: a notify socket that does not answer (not
+// there yet, or gone) is logged when the first message fails, not at every
+// watchdog ping, and once more when messages go through again.
+func TestANotifyOutageIsLoggedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify")
+	d := start(t, options{notify: path, watchdog: 40 * time.Millisecond})
+	// Several watchdog intervals, each a ping that cannot be sent.
+	for deadline := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+		if n, _ := metricIfAny(t, d, "daemon_watchdog_pings_total", "result", "sent"); n >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no watchdog pings")
+		}
+	}
+	if n := strings.Count(d.logs.String(), "sd_notify failed"); n != 1 {
+		t.Errorf("the outage logged %d times, want once:\n%s", n, d.logs)
+	}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for deadline := time.Now().Add(wait); !strings.Contains(d.logs.String(), "sd_notify works again"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word that sd_notify works again:\n%s", d.logs)
+		}
+	}
+	if n := strings.Count(d.logs.String(), "sd_notify failed"); n != 1 {
+		t.Errorf("sd_notify failed logged %d times, want once", n)
 	}
 }
