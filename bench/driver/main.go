@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -146,6 +147,15 @@ func run(o options) error {
 		"BARE_WRITE_TIMEOUT=" + cfg.HTTP.WriteTimeout.String(),
 		"BARE_IDLE_TIMEOUT=" + cfg.HTTP.IdleTimeout.String(),
 	}}
+	// The baselines answer GET / with what the daemon answers, whatever
+	// its app: asked once, before any measurement.
+	body, err := b.daemonsAnswer()
+	if err != nil {
+		return fmt.Errorf("GET / of the daemon: %w", err)
+	}
+	for _, s := range []*server{b.bare, b.bareDeps, b.bareTimeouts} {
+		s.env = append(s.env, "BARE_BODY="+body)
+	}
 
 	fmt.Print(machine(o))
 	for _, phase := range strings.Split(o.phases, ",") {
@@ -333,4 +343,20 @@ func (b *bench) printMicro(w io.Writer) {
 		}
 		tw.Flush()
 	}
+}
+
+// daemonsAnswer starts the daemon and returns the body of its GET /.
+func (b *bench) daemonsAnswer() (string, error) {
+	p, url, err := b.serve(b.daemon)
+	if err != nil {
+		return "", err
+	}
+	defer p.stop()
+	resp, err := http.Get(url + "/")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), err
 }

@@ -29,8 +29,8 @@ import (
 	"unsafe"
 )
 
-// Greeting is what GET / answers, the daemon's default greeting.
-const Greeting = "Hello from daemon!\n"
+// What GET / answers: $BARE_BODY, which the driver sets to what the
+// daemon's GET / answers, so that both send the same bytes.
 
 // Main runs the baseline until SIGTERM or SIGINT.
 func Main() {
@@ -57,10 +57,11 @@ func run() error {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 
+	body := os.Getenv("BARE_BODY")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, Greeting)
+		io.WriteString(w, body)
 	})
 	srv := &http.Server{Handler: mux}
 	for name, field := range map[string]*time.Duration{
