@@ -37,7 +37,9 @@ log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 #   tag v1.2.3 on this commit           1.2.3
 #   4 commits after v1.2.3              1.2.3+4.gabc1234  (sorts after 1.2.3)
 #   tag v1.2.3-rc1                      1.2.3~rc1         (sorts before 1.2.3)
-#   no v* tag yet                       0.0.0+57.gabc1234 (57 commits so far)
+#   no v* tag yet                       0.0.0+3.gabc1234  (3 commits since the
+#                                       module got its path: a service started
+#                                       from the template counts from its rename)
 #   uncommitted changes                 ... .dirty appended
 #   no git (a module zip, gonew copy)   0.0.0
 # The commit count keeps untagged builds in order; the hash says which.
@@ -59,7 +61,16 @@ version() {
 		tag=${tag//-/\~}
 		if ((n == 0)) && [[ -z $dirty ]]; then echo "$tag"; else echo "$tag+$n.$hash$dirty"; fi
 	else
-		echo "0.0.0+$(git -C "$top" rev-list --count HEAD).g$(git -C "$top" rev-parse --short HEAD)$dirty"
+		# The commit that gave go.mod its module line: the template's first,
+		# or a service's `make rename`. A service's own history starts there.
+		local named n
+		named=$(git -C "$top" log -1 --format=%H -G '^module ' -- go.mod)
+		if [[ -n $named ]]; then
+			n=$(git -C "$top" rev-list --count HEAD --not "$named^@")
+		else
+			n=$(git -C "$top" rev-list --count HEAD)
+		fi
+		echo "0.0.0+$n.g$(git -C "$top" rev-parse --short HEAD)$dirty"
 	fi
 }
 
