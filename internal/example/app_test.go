@@ -1,6 +1,7 @@
 package example
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -217,5 +218,65 @@ func TestWithoutTheCredentialWritesAreRefusedAndReadsServed(t *testing.T) {
 	}
 	if rec := doAuth(a, "GET", "/", "", ""); rec.Code != http.StatusOK {
 		t.Errorf("GET / without the credential: %d", rec.Code)
+	}
+}
+
+// startAppLogging is startApp with the app's log written to the returned
+// buffer, in slog's text format.
+func startAppLogging(t *testing.T, cfg Config) (*App, *bytes.Buffer) {
+	t.Helper()
+	logs := &bytes.Buffer{}
+	a, err := newApp(slog.New(slog.NewTextHandler(logs, nil)), cfg, t.TempDir(), token(t, credentials(t, testToken)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background(), func(string, time.Duration) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a, logs
+}
+
+// TestANameTooLongIsRefusedWith414: a name the store can take is stored;
+// one byte longer is the client's error, 414, and never reaches the store,
+// whose refusal would be a 500.
+func TestANameTooLongIsRefusedWith414(t *testing.T) {
+	a, logs := startAppLogging(t, DefaultConfig())
+	for _, c := range []struct {
+		name string
+		code int
+	}{
+		{strings.Repeat("n", maxNameBytes), http.StatusNoContent},
+		{strings.Repeat("n", maxNameBytes+1), http.StatusRequestURITooLong},
+		{strings.Repeat("é", maxNameBytes/2+1), http.StatusRequestURITooLong},
+	} {
+		if rec := do(a, "PUT", "/notes/"+c.name, "body"); rec.Code != c.code {
+			t.Errorf("PUT of a %d-byte name: %d %.100q, want %d", len(c.name), rec.Code, rec.Body, c.code)
+		}
+	}
+	if rec := do(a, "GET", "/notes/"+strings.Repeat("n", maxNameBytes+1), ""); rec.Code != http.StatusNotFound {
+		t.Errorf("GET of the refused name: %d, want 404", rec.Code)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("a client's error was logged: %.300s", logs)
+	}
+}
+
+// TestALongNameIsLoggedCut: a note refused for a reason of the daemon's
+// is logged with its name, cut: one long name makes no long log line.
+func TestALongNameIsLoggedCut(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxNotes = 1
+	a, logs := startAppLogging(t, cfg)
+	if rec := do(a, "PUT", "/notes/first", "x"); rec.Code != http.StatusNoContent {
+		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+	}
+	name := strings.Repeat("n", maxNameBytes)
+	if rec := do(a, "PUT", "/notes/"+name, "x"); rec.Code != http.StatusInsufficientStorage {
+		t.Fatalf("PUT past max_notes: %d %.100q, want 507", rec.Code, rec.Body)
+	}
+	line := logs.String()
+	if len(line) > 512 || !strings.Contains(line, "nnnn… (32768 bytes)") {
+		t.Errorf("%d bytes logged for the refused note, want its name cut to %d bytes and its length: %.300s", len(line), loggedNameBytes, line)
 	}
 }

@@ -32,6 +32,11 @@ type store struct {
 	reqs chan func()
 }
 
+// maxNameBytes is the longest name a note may have: bbolt refuses a longer
+// key (its MaxKeySize), and the handler refuses the name before the store
+// sees it.
+const maxNameBytes = bolt.MaxKeySize
+
 // The database's file in the state directory, and the JSON file of earlier
 // versions, which openStore migrates.
 const (
