@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,5 +279,56 @@ func TestALongNameIsLoggedCut(t *testing.T) {
 	line := logs.String()
 	if len(line) > 512 || !strings.Contains(line, "nnnn… (32768 bytes)") {
 		t.Errorf("%d bytes logged for the refused note, want its name cut to %d bytes and its length: %.300s", len(line), loggedNameBytes, line)
+	}
+}
+
+// leavesOnceTaken is the context of a request whose client leaves the
+// instant the work loop has taken its write. Done is open when first asked,
+// as the write is handed to the loop (store.do), and closed from then on;
+// Err follows it.
+type leavesOnceTaken struct {
+	context.Context
+	asked atomic.Int32
+}
+
+func (c *leavesOnceTaken) Done() <-chan struct{} {
+	if c.asked.Add(1) == 1 {
+		return nil // never closed: the client is there
+	}
+	gone := make(chan struct{})
+	close(gone)
+	return gone
+}
+
+func (c *leavesOnceTaken) Err() error {
+	if c.asked.Load() > 1 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestAWriteTakenBeforeTheClientLeftCountsAsStored: once the work loop
+// has taken a write, the client leaving does not make it a failure. The
+// note is stored, so the answer is 204 (sent if the connection is still
+// there, and counted so in the metrics), and nothing is logged as an
+// error: the loop was answering.
+func TestAWriteTakenBeforeTheClientLeftCountsAsStored(t *testing.T) {
+	a, logs := startAppLogging(t, DefaultConfig())
+	mux := http.NewServeMux()
+	a.Routes(func(pattern string, h http.Handler) { mux.Handle(pattern, h) })
+	for _, name := range []string{"one", "two", "three"} {
+		r := httptest.NewRequestWithContext(&leavesOnceTaken{Context: context.Background()}, "PUT", "/notes/"+name, strings.NewReader("body of "+name))
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, r)
+		if rec.Code != http.StatusNoContent {
+			t.Errorf("PUT %s, the client gone once its write was taken: %d %q, want 204", name, rec.Code, rec.Body)
+		}
+		if rec := do(a, "GET", "/notes/"+name, ""); rec.Code != 200 || rec.Body.String() != "body of "+name {
+			t.Errorf("GET %s: %d %q, want the note stored", name, rec.Code, rec.Body)
+		}
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a stored write was logged as an error:\n%s", logs)
 	}
 }

@@ -71,6 +71,9 @@ func (a *App) handlePutNote() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		// A client that leaves once the work loop has taken its write
+		// finds the note stored all the same, and the write counts as
+		// stored: put waits for the write the loop has begun.
 		err = a.store.put(r.Context(), name, string(body), limits{notes: cfg.MaxNotes, bytes: cfg.MaxStateBytes})
 		var full errFull
 		switch {
