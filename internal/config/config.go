@@ -11,17 +11,20 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
 )
 
 // Config is the daemon's own part of the configuration. The zero value is
@@ -154,15 +157,20 @@ func Parse(name string, data []byte, app any) (Config, error) {
 	// when neither of them has it.
 	unknownToDaemon, err := decode(data, &cfg)
 	if err != nil {
-		return Config{}, newError(name, err)
+		return Config{}, newError(name, data, err, &cfg)
 	}
 	unknown := unknownToDaemon
 	if app != nil {
 		unknownToApp, err := decode(data, app)
 		if err != nil {
-			return Config{}, newError(name, err)
+			return Config{}, newError(name, data, err, app)
 		}
 		unknown = unknownToBoth(unknownToDaemon, unknownToApp)
+	}
+	// The decoder drops an inline table given to a text setting without a
+	// word; this finds it.
+	if err := textValues(name, data, &cfg, app); err != nil {
+		return Config{}, err
 	}
 	if len(unknown) > 0 {
 		de := unknown[0]
@@ -266,9 +274,16 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-func newError(file string, err error) error {
+// newError makes err, from decoding data into v, an *Error that says
+// where, when it can.
+func newError(file string, data []byte, err error, v any) error {
 	var de *toml.DecodeError
 	if !errors.As(err, &de) {
+		// Only a text setting's UnmarshalText, given a number or a boolean,
+		// fails without a DecodeError (textValues); find which.
+		if located := textValues(file, data, v); located != nil {
+			return located
+		}
 		return &Error{File: file, Err: err}
 	}
 	// The decoder's message starts with "toml: ", and for a value rejected
@@ -276,6 +291,136 @@ func newError(file string, err error) error {
 	line, col := de.Position()
 	return &Error{File: file, Line: line, Column: col, Key: strings.Join(de.Key(), "."),
 		Err: errors.New(strings.TrimPrefix(de.Error(), "toml: "))}
+}
+
+// textValues finds, in data, the first value a text setting (Level, Format,
+// Address, Duration, or an app's encoding.TextUnmarshaler) cannot take, in
+// the settings of any of targets (pointers to structs, or nil), and returns
+// an *Error naming its line, column and key; nil if there is none.
+//
+// The decoder says where a text setting's value is wrong when the value is
+// a string. Given an integer, a float or a boolean (listen = 0), it hands
+// UnmarshalText the value's text and returns UnmarshalText's error bare:
+// no line, no key, only "fuzz.toml: "0" is not host:port". Given an inline
+// table (listen = {a = 1}), it sets nothing and says nothing. So the file
+// is read here a second time, with the decoder's own parser (its package
+// unstable: go.mod pins the version), and each such value is put to the
+// setting's UnmarshalText again, where it is known.
+func textValues(file string, data []byte, targets ...any) error {
+	var types []reflect.Type
+	for _, t := range targets {
+		if t != nil {
+			types = append(types, reflect.TypeOf(t))
+		}
+	}
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = keyOf(e)
+		case unstable.KeyValue:
+			if err := textValue(file, &p, data, types, append(slices.Clone(table), keyOf(e)...), e.Value()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil // a file the parser refuses is the decoder's to report
+}
+
+// textValue checks the value v given to key, and the values inside it when
+// it is an inline table.
+func textValue(file string, p *unstable.Parser, data []byte, types []reflect.Type, key []string, v *unstable.Node) error {
+	if v.Kind == unstable.InlineTable {
+		for it := v.Children(); it.Next(); {
+			kv := it.Node()
+			if err := textValue(file, p, data, types, append(slices.Clone(key), keyOf(kv)...), kv.Value()); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range types {
+		ft := fieldType(t, key)
+		if ft == nil || ft.Kind() == reflect.String || !reflect.PointerTo(ft).Implements(textUnmarshalerType) {
+			continue
+		}
+		var err error
+		switch v.Kind {
+		case unstable.Integer, unstable.Float, unstable.Bool:
+			err = reflect.New(ft).Interface().(encoding.TextUnmarshaler).UnmarshalText(v.Data)
+		case unstable.InlineTable:
+			err = errors.New("a table where a string goes")
+		}
+		if err != nil {
+			line, col := position(data, int(v.Raw.Offset))
+			return &Error{File: file, Line: line, Column: col, Key: strings.Join(key, "."), Err: err}
+		}
+	}
+	return nil
+}
+
+var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// keyOf is the key of a key-value or table expression, one part per dot.
+func keyOf(e *unstable.Node) []string {
+	var key []string
+	for it := e.Key(); it.Next(); {
+		key = append(key, string(it.Node().Data))
+	}
+	return key
+}
+
+// fieldType is the type of the field key names in t, as the decoder finds
+// it (the toml tag, else the field's name, in any case), or nil.
+func fieldType(t reflect.Type, key []string) reflect.Type {
+	for _, part := range key {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return nil
+		}
+		f, ok := fieldNamed(t, part)
+		if !ok {
+			return nil
+		}
+		t = f.Type
+	}
+	return t
+}
+
+func fieldNamed(t reflect.Type, name string) (reflect.StructField, bool) {
+	var folded reflect.StructField
+	found := false
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous {
+			continue
+		}
+		n, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		switch {
+		case n == "-":
+			continue
+		case n == "":
+			n = f.Name
+		}
+		if n == name {
+			return f, true
+		}
+		if !found && strings.EqualFold(n, name) {
+			folded, found = f, true
+		}
+	}
+	return folded, found
+}
+
+// position is the line and column, from 1, of the byte at offset in data,
+// counted as the decoder counts them.
+func position(data []byte, offset int) (line, col int) {
+	before := data[:min(offset, len(data))]
+	line = bytes.Count(before, []byte("\n")) + 1
+	return line, offset - (bytes.LastIndexByte(before, '\n') + 1) + 1
 }
 
 // Level is a log level restricted to the four names the daemon documents.

@@ -132,6 +132,48 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 	}
 }
 
+// TestAValueOfTheWrongKindNamesLineColumnAndKey: a number, a float, a
+// boolean or a table where a setting wants a string, and a string or a
+// float where it wants a number or a boolean, is refused with the line,
+// column and key of the value, whichever setting it is: the daemon's text
+// settings (Level, Format, Address, Duration), the app's, in a table or in
+// an inline one. The decoder reported the first kind with the file alone
+// (listen = 0 was "config.toml: "0" is not host:port").
+func TestAValueOfTheWrongKindNamesLineColumnAndKey(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want string // the error, after the file name
+	}{
+		{"listen=0", `:1:8: key listen: "0" is not host:port`},
+		{"listen = true", `:1:10: key listen: "true" is not host:port`},
+		{"listen = 1.5", `:1:10: key listen: "1.5" is not host:port`},
+		{"listen = {host = \"x\"}", ":1:10: key listen: a table where a string goes"},
+		{"log_level = 1", `:1:13: key log_level: "1" is not a log level`},
+		{"log_level = false", `:1:13: key log_level: "false" is not a log level`},
+		{"log_format = 2.5", `:1:14: key log_format: log format "2.5"`},
+		{"\ndrain_timeout = 10", `:2:17: key drain_timeout: "10" is not a duration`},
+		{"[http]\nread_timeout = true", `:2:16: key http.read_timeout: "true" is not a duration`},
+		{"http = {idle_timeout = 7}", `:1:24: key http.idle_timeout: "7" is not a duration`},
+		{"[instruments]\nstart_delay = 1e3", `:2:15: key instruments.start_delay: "1e3" is not a duration`},
+		{"start_delay = 5", `:1:15: key start_delay: "5" is not a duration`}, // the app's
+		{"[http]\nmax_connections = \"many\"", ":2:19: key http.max_connections: cannot decode TOML string"},
+		{"[http]\nmax_header_bytes = 1.5", ":2:20: key http.max_header_bytes: cannot decode TOML float"},
+		{"[instruments]\nenabled = \"yes\"", ":2:11: key instruments.enabled: cannot decode TOML string"},
+		{"[instruments]\nenabled = 1", ":2:11: key instruments.enabled: cannot decode TOML integer"},
+		{"debug_endpoints = 0", ":1:19: key debug_endpoints: cannot decode TOML integer"}, // the app's
+	} {
+		_, err := Parse("config.toml", []byte(tc.doc), &appSettings{})
+		if err == nil || !strings.HasPrefix(err.Error(), "config.toml"+tc.want) {
+			t.Errorf("%q: %v\n  want config.toml%s…", tc.doc, err, tc.want)
+		}
+	}
+	// A number a text setting takes is taken, as before.
+	cfg, err := Parse("config.toml", []byte("drain_timeout = 0"), nil)
+	if err != nil || cfg.DrainTimeout.Duration != 0 {
+		t.Errorf("drain_timeout = 0: %v, %v", cfg.DrainTimeout, err)
+	}
+}
+
 func TestLoadOfAMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "none.toml")
 	if _, _, err := (File[appSettings]{Path: path}).Load(); !errors.Is(err, fs.ErrNotExist) {

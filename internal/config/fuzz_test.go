@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +23,9 @@ func FuzzParse(f *testing.F) {
 		"[[http]]",
 		"[notes]\nmax = 1\n[notes.x]\ny = 2",
 		"a.b.c = 1",
+		"log_level = 1",
+		"[http]\nread_timeout = true",
+		"listen = {a = 1}",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -35,6 +40,10 @@ func FuzzParse(f *testing.F) {
 		}
 		if ce.File != "fuzz.toml" || (ce.Line == 0 && ce.Key == "") || ce.Err == nil || ce.Err.Error() == "" {
 			t.Fatalf("error %q does not say where and why: %+v", err, ce)
+		}
+		// And the message a user reads says it: the line, or the key.
+		if msg := err.Error(); !strings.HasPrefix(msg, fmt.Sprintf("fuzz.toml:%d:", ce.Line)) && !strings.Contains(msg, "key "+ce.Key+":") {
+			t.Fatalf("error %q names neither a line nor a key", msg)
 		}
 	})
 }

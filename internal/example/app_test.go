@@ -1,6 +1,7 @@
 package example
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,5 +219,116 @@ func TestWithoutTheCredentialWritesAreRefusedAndReadsServed(t *testing.T) {
 	}
 	if rec := doAuth(a, "GET", "/", "", ""); rec.Code != http.StatusOK {
 		t.Errorf("GET / without the credential: %d", rec.Code)
+	}
+}
+
+// startAppLogging is startApp with the app's log written to the returned
+// buffer, in slog's text format.
+func startAppLogging(t *testing.T, cfg Config) (*App, *bytes.Buffer) {
+	t.Helper()
+	logs := &bytes.Buffer{}
+	a, err := newApp(slog.New(slog.NewTextHandler(logs, nil)), cfg, t.TempDir(), token(t, credentials(t, testToken)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background(), func(string, time.Duration) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a, logs
+}
+
+// TestANameTooLongIsRefusedWith414: a name the store can take is stored;
+// one byte longer is the client's error, 414, and never reaches the store,
+// whose refusal would be a 500.
+func TestANameTooLongIsRefusedWith414(t *testing.T) {
+	a, logs := startAppLogging(t, DefaultConfig())
+	for _, c := range []struct {
+		name string
+		code int
+	}{
+		{strings.Repeat("n", maxNameBytes), http.StatusNoContent},
+		{strings.Repeat("n", maxNameBytes+1), http.StatusRequestURITooLong},
+		{strings.Repeat("é", maxNameBytes/2+1), http.StatusRequestURITooLong},
+	} {
+		if rec := do(a, "PUT", "/notes/"+c.name, "body"); rec.Code != c.code {
+			t.Errorf("PUT of a %d-byte name: %d %.100q, want %d", len(c.name), rec.Code, rec.Body, c.code)
+		}
+	}
+	if rec := do(a, "GET", "/notes/"+strings.Repeat("n", maxNameBytes+1), ""); rec.Code != http.StatusNotFound {
+		t.Errorf("GET of the refused name: %d, want 404", rec.Code)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("a client's error was logged: %.300s", logs)
+	}
+}
+
+// TestALongNameIsLoggedCut: a note refused for a reason of the daemon's
+// is logged with its name, cut: one long name makes no long log line.
+func TestALongNameIsLoggedCut(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxNotes = 1
+	a, logs := startAppLogging(t, cfg)
+	if rec := do(a, "PUT", "/notes/first", "x"); rec.Code != http.StatusNoContent {
+		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+	}
+	name := strings.Repeat("n", maxNameBytes)
+	if rec := do(a, "PUT", "/notes/"+name, "x"); rec.Code != http.StatusInsufficientStorage {
+		t.Fatalf("PUT past max_notes: %d %.100q, want 507", rec.Code, rec.Body)
+	}
+	line := logs.String()
+	if len(line) > 512 || !strings.Contains(line, "nnnn… (32768 bytes)") {
+		t.Errorf("%d bytes logged for the refused note, want its name cut to %d bytes and its length: %.300s", len(line), loggedNameBytes, line)
+	}
+}
+
+// leavesOnceTaken is the context of a request whose client leaves the
+// instant the work loop has taken its write. Done is open when first asked,
+// as the write is handed to the loop (store.do), and closed from then on;
+// Err follows it.
+type leavesOnceTaken struct {
+	context.Context
+	asked atomic.Int32
+}
+
+func (c *leavesOnceTaken) Done() <-chan struct{} {
+	if c.asked.Add(1) == 1 {
+		return nil // never closed: the client is there
+	}
+	gone := make(chan struct{})
+	close(gone)
+	return gone
+}
+
+func (c *leavesOnceTaken) Err() error {
+	if c.asked.Load() > 1 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestAWriteTakenBeforeTheClientLeftCountsAsStored: once the work loop
+// has taken a write, the client leaving does not make it a failure. The
+// note is stored, so the answer is 204 (sent if the connection is still
+// there, and counted so in the metrics), and nothing is logged as an
+// error: the loop was answering.
+func TestAWriteTakenBeforeTheClientLeftCountsAsStored(t *testing.T) {
+	a, logs := startAppLogging(t, DefaultConfig())
+	mux := http.NewServeMux()
+	a.Routes(func(pattern string, h http.Handler) { mux.Handle(pattern, h) })
+	for _, name := range []string{"one", "two", "three"} {
+		r := httptest.NewRequestWithContext(&leavesOnceTaken{Context: context.Background()}, "PUT", "/notes/"+name, strings.NewReader("body of "+name))
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, r)
+		if rec.Code != http.StatusNoContent {
+			t.Errorf("PUT %s, the client gone once its write was taken: %d %q, want 204", name, rec.Code, rec.Body)
+		}
+		if rec := do(a, "GET", "/notes/"+name, ""); rec.Code != 200 || rec.Body.String() != "body of "+name {
+			t.Errorf("GET %s: %d %q, want the note stored", name, rec.Code, rec.Body)
+		}
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a stored write was logged as an error:\n%s", logs)
 	}
 }

@@ -32,6 +32,11 @@ type store struct {
 	reqs chan func()
 }
 
+// maxNameBytes is the longest name a note may have: bbolt refuses a longer
+// key (its MaxKeySize), and the handler refuses the name before the store
+// sees it.
+const maxNameBytes = bolt.MaxKeySize
+
 // The database's file in the state directory, and the JSON file of earlier
 // versions, which openStore migrates.
 const (
@@ -155,7 +160,13 @@ func (s *store) run(ctx context.Context) {
 	}
 }
 
-// do runs f on the work loop and waits for it, or for ctx.
+// do runs f on the work loop and waits for it. ctx bounds the wait for
+// the loop to take f: a loop that takes nothing is not answering. Once the
+// loop has taken f, do waits for f to end whatever ctx says: f has begun a
+// write that will be committed or refused whole, and the caller must learn
+// which. Giving up on it then, because a client left the instant after its
+// write was taken, would report a failure for a note that is stored. Only
+// one f runs at a time, so at most one caller waits past its ctx.
 func (s *store) do(ctx context.Context, f func()) error {
 	done := make(chan struct{})
 	select {
@@ -163,12 +174,8 @@ func (s *store) do(ctx context.Context, f func()) error {
 	case <-ctx.Done():
 		return fmt.Errorf("work loop not answering: %w", context.Cause(ctx))
 	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("work loop not answering: %w", context.Cause(ctx))
-	}
+	<-done
+	return nil
 }
 
 // get reads a note, beside any other reads and writes.

@@ -245,7 +245,7 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// keep-alive), or, when all are busy, queues in the kernel's backlog
 	// rather than each costing the daemon a goroutine and buffers
 	// (limit.go).
-	accepting := newLimitListener(ln, k.cfg.HTTP.MaxConnections, k.Metrics.ConnectionShed)
+	accepting := newLimitListener(ln, k.cfg.HTTP.MaxConnections, k.Metrics.ConnectionShed, k.Metrics.AnsweredByServer)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(accepting) }()
 

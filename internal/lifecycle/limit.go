@@ -1,9 +1,11 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +32,8 @@ type limitListener struct {
 	net.Listener
 	max  int
 	shed func() // counts a connection closed to make room
+	// answered counts a request net/http answered itself (serverAnswer).
+	answered func(code int)
 
 	mu     sync.Mutex
 	conns  map[*limitedConn]struct{}
@@ -37,8 +41,8 @@ type limitListener struct {
 	closed atomic.Bool
 }
 
-func newLimitListener(ln net.Listener, max int, shed func()) *limitListener {
-	return &limitListener{Listener: ln, max: max, shed: shed, conns: map[*limitedConn]struct{}{}, freed: make(chan struct{}, 1)}
+func newLimitListener(ln net.Listener, max int, shed func(), answered func(code int)) *limitListener {
+	return &limitListener{Listener: ln, max: max, shed: shed, answered: answered, conns: map[*limitedConn]struct{}{}, freed: make(chan struct{}, 1)}
 }
 
 // Accept accepts a connection, then, if that makes one too many, closes
@@ -152,6 +156,38 @@ type limitedConn struct {
 	state atomic.Int32
 	since atomic.Int64 // Unix nanoseconds
 	once  sync.Once
+}
+
+// Write counts the answers net/http writes on the connection itself,
+// before any handler: no handler sees those requests, so no route can
+// count them (serverAnswer).
+func (c *limitedConn) Write(b []byte) (int, error) {
+	if c.state.Load() == waiting {
+		if code, ok := serverAnswer(b); ok {
+			c.l.answered(code)
+		}
+	}
+	return c.Conn.Write(b)
+}
+
+// serverAnswer reads the status code of what net/http writes on a
+// connection none of whose requests is in a handler. Only net/http writes
+// then, and only to refuse a request it could not hand to one: 400 for one
+// it cannot read, 431 for headers over MaxHeaderBytes, 501 for an unknown
+// Transfer-Encoding, 417 for an Expect other than 100-continue. It writes
+// each in one piece, status line first, and closes the connection after.
+// (A handler's response is written while the connection is busy, and the
+// connection turns waiting only once it is out: connState.)
+func serverAnswer(b []byte) (code int, ok bool) {
+	rest, ok := bytes.CutPrefix(b, []byte("HTTP/1.1 "))
+	if !ok || len(rest) < 4 || rest[3] != ' ' {
+		return 0, false
+	}
+	code, err := strconv.Atoi(string(rest[:3]))
+	if err != nil || code < 100 || code > 599 {
+		return 0, false
+	}
+	return code, true
 }
 
 func (c *limitedConn) Close() error {

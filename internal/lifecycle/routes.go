@@ -28,7 +28,12 @@ func (k *kit[C]) handler(metricsOnMain http.Handler) http.Handler {
 	}
 	k.instrumentRoutes(handle)
 	k.App.Routes(handle)
-	return markBusy(mux)
+	// The requests no route takes (404, 405) are counted too, under one
+	// route label whatever their path: a scan for paths the daemon does
+	// not have shows in the metrics without a series for each path. Those
+	// net/http answers before the mux (400, 431) are counted by the
+	// listener (limit.go).
+	return markBusy(k.Metrics.InstrumentMux(mux))
 }
 
 // handleHealthz answers 200 while the app's health check passes: the

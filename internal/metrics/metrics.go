@@ -37,11 +37,12 @@ type Build struct {
 type Metrics struct {
 	registry *prometheus.Registry
 
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	inFlight prometheus.Gauge
-	panics   *prometheus.CounterVec
-	shed     prometheus.Counter
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	unmatched *route // the requests no route took
+	inFlight  prometheus.Gauge
+	panics    *prometheus.CounterVec
+	shed      prometheus.Counter
 
 	ready           prometheus.Gauge
 	startTime       prometheus.Gauge
@@ -129,6 +130,7 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 		ConstLabels: prometheus.Labels{"version": build.Version, "revision": build.Revision, "goversion": build.GoVersion},
 	})
 	buildInfo.Set(1)
+	m.unmatched = m.newRoute(Unmatched)
 	m.lastReloadOK.Set(1) // no reload has failed yet
 	for _, result := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(result) // so that both series exist from the start
@@ -179,6 +181,15 @@ func withoutAllocBytesGauge(g prometheus.Gatherer) prometheus.Gatherer {
 	})
 }
 
+// Unmatched is the route label of the requests no route takes: paths
+// nothing is registered under (404), a registered path asked with another
+// method (405), the redirects ServeMux makes to a cleaned path, and what
+// net/http answers before any handler (400 for a request it cannot read,
+// 431 for headers over max_header_bytes). It is one value whatever the
+// path, so that a scanner trying a thousand paths adds no series; it has no
+// slash, so no ServeMux pattern's label can be it.
+const Unmatched = "unmatched"
+
 // Instrument counts and times the requests h serves under the route
 // pattern (a http.ServeMux pattern such as "GET /items/{id}").
 //
@@ -186,36 +197,97 @@ func withoutAllocBytesGauge(g prometheus.Gatherer) prometheus.Gatherer {
 // …Counter would, with the same label values, in one wrapper rather than
 // three: each of those builds a label map and hashes it on every request,
 // which cost more than serving GET / itself (docs/performance.md).
+//
+// Registered in a ServeMux that InstrumentMux wraps, it leaves the counting
+// to that wrapper and only names the route, so a request is counted once,
+// and under "unmatched" when no route took it. The ServeMux must hand the
+// route its writer as it got it: wrap the route's handler, not the mux,
+// in anything that replaces the writer.
 func (m *Metrics) Instrument(pattern string, h http.Handler) http.Handler {
-	route := prometheus.Labels{"route": routeLabel(pattern)}
-	requests := m.requests.MustCurryWith(route)
-	duration := m.duration.MustCurryWith(route)
+	rt := m.route(pattern)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sw, ok := w.(*statusWriter); ok && sw.route == nil {
+			sw.route = rt // InstrumentMux counts it
+			h.ServeHTTP(w, r)
+			return
+		}
+		m.serve(rt, h, w, r)
+	})
+}
+
+// InstrumentMux counts and times the requests mux serves, each under the
+// route that took it (Instrument) or, when none did, under "unmatched".
+// Without it, a scan for paths the daemon does not have, or a client that
+// sends the wrong method, shows in no series at all.
+func (m *Metrics) InstrumentMux(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.serve(nil, mux, w, r)
+	})
+}
+
+// serve serves r with h and records it under rt; when rt is nil, under
+// the route an Instrument inside h named, or else as unmatched.
+func (m *Metrics) serve(rt *route, h http.Handler, w http.ResponseWriter, r *http.Request) {
+	m.inFlight.Inc()
+	defer m.inFlight.Dec()
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, route: rt}
+	h.ServeHTTP(sw, r)
+	elapsed := time.Since(start)
+	rt = sw.route
+	if rt == nil {
+		rt = m.unmatched
+	}
+	rt.record(r.Method, sw.status, elapsed)
+}
+
+// route is where the requests of one route are counted and timed.
+type route struct {
+	requests *prometheus.CounterVec // curried with the route label
+	duration prometheus.ObserverVec
 	// Finding a series by its label values hashes them under a lock, about
 	// 100 ns a request. A route answers nearly every request with the same
 	// method and code, so keep the series of the last request and look
 	// them up again only when those change.
-	var last atomic.Pointer[series]
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.inFlight.Inc()
-		defer m.inFlight.Dec()
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		h.ServeHTTP(sw, r)
-		elapsed := time.Since(start)
-		s := last.Load()
-		if s == nil || s.method != r.Method || s.code != sw.status {
-			method := methodLabel(r.Method)
-			s = &series{
-				method:   r.Method,
-				code:     sw.status,
-				requests: requests.WithLabelValues(method, codeLabel(sw.status)),
-				duration: duration.WithLabelValues(method),
-			}
-			last.Store(s)
+	last atomic.Pointer[series]
+}
+
+// route makes the series of a route pattern, and creates at 0 those
+// known before the first request: its panics, and, when the pattern names
+// a method, its request durations for that method, whose count is the
+// route's request count. A series that only appears with its first event
+// hides that event from rate() and increase(), which see it start at 1.
+// The request counts wait for a request: their status code is not known
+// before.
+func (m *Metrics) route(pattern string) *route {
+	label := routeLabel(pattern)
+	rt := m.newRoute(label)
+	m.panics.WithLabelValues(label)
+	if method, _, ok := strings.Cut(pattern, " "); ok {
+		rt.duration.WithLabelValues(methodLabel(method))
+	}
+	return rt
+}
+
+func (m *Metrics) newRoute(label string) *route {
+	curried := prometheus.Labels{"route": label}
+	return &route{requests: m.requests.MustCurryWith(curried), duration: m.duration.MustCurryWith(curried)}
+}
+
+// record counts and times a request answered with code.
+func (rt *route) record(method string, code int, elapsed time.Duration) {
+	s := rt.last.Load()
+	if s == nil || s.method != method || s.code != code {
+		s = &series{
+			method:   method,
+			code:     code,
+			requests: rt.requests.WithLabelValues(methodLabel(method), codeLabel(code)),
+			duration: rt.duration.WithLabelValues(methodLabel(method)),
 		}
-		s.duration.Observe(elapsed.Seconds())
-		s.requests.Inc()
-	})
+		rt.last.Store(s)
+	}
+	s.duration.Observe(elapsed.Seconds())
+	s.requests.Inc()
 }
 
 // series are where a request with this method and status code is counted
@@ -228,9 +300,12 @@ type series struct {
 }
 
 // statusWriter remembers the status code a handler sends.
+// Under InstrumentMux it also carries, back out of the ServeMux, the route
+// that took the request.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	route  *route
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -331,10 +406,20 @@ func (m *Metrics) Panicked(route string) {
 }
 
 // routeLabel is the path of a ServeMux pattern such as "GET /items/{id}":
-// the method has a label of its own.
+// the method has a label of its own. A pattern that matches one path only
+// because it ends in {$} reads as that path ("GET /{$}" is "/"), and a
+// pattern that matches a whole subtree because it ends in a slash gets a
+// "*" ("/static/" is "/static/*"), so that the two, which ServeMux tells
+// apart, have two labels too.
 func routeLabel(pattern string) string {
 	if _, path, ok := strings.Cut(pattern, " "); ok {
-		return path
+		pattern = path
+	}
+	if exact, ok := strings.CutSuffix(pattern, "{$}"); ok {
+		return exact
+	}
+	if strings.HasSuffix(pattern, "/") {
+		return pattern + "*"
 	}
 	return pattern
 }
@@ -370,6 +455,15 @@ func (m *Metrics) WatchdogPing(sent bool) {
 // SetSocketActivated records where the main listener came from.
 func (m *Metrics) SetSocketActivated(activated bool) {
 	m.socketActivated.Set(boolValue(activated))
+}
+
+// AnsweredByServer records a request net/http answered itself, on the
+// connection, before any handler had it: 400 for one it could not read,
+// 431 for headers over max_header_bytes, 501 for a transfer coding it does
+// not know, 417 for an Expect it does not meet. The request was not read,
+// so its method is "unknown"; its route is "unmatched".
+func (m *Metrics) AnsweredByServer(code int) {
+	m.requests.WithLabelValues(Unmatched, "unknown", codeLabel(code)).Inc()
 }
 
 // ConnectionShed records a connection closed to make room for a new one.

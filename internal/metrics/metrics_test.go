@@ -185,7 +185,7 @@ func TestInstrumentCountsTheCodeSent(t *testing.T) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
 		code := strconv.Itoa(want)
-		if got := testutil.ToFloat64(m.requests.WithLabelValues("/{$}", "get", code)); rec.Code != want || got != 1 {
+		if got := testutil.ToFloat64(m.requests.WithLabelValues("/", "get", code)); rec.Code != want || got != 1 {
 			t.Errorf("GET %s: sent %d; counted %v under code %s, want 1:\n%s", url, rec.Code, got, code, requestSeries(t, m))
 		}
 	}
@@ -384,5 +384,126 @@ go_memstats_alloc_bytes_total 403136.0
 	}
 	if p := expositionProblems(counter, true); len(p) == 0 {
 		t.Error("OpenMetrics without # EOF: no problem found")
+	}
+}
+
+// TestRequestsNoRouteTakesAreCountedAsUnmatched: behind InstrumentMux, a
+// request for a path nothing is registered under, one with a method its
+// path does not take, and one ServeMux redirects are each counted once,
+// under route="unmatched" whatever their path; a request a route takes is
+// counted under that route alone.
+func TestRequestsNoRouteTakesAreCountedAsUnmatched(t *testing.T) {
+	m := New(prometheus.NewRegistry(), Build{})
+	mux := http.NewServeMux()
+	mux.Handle("GET /items/{id}", m.Instrument("GET /items/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.PathValue("id"))
+	})))
+	h := m.InstrumentMux(mux)
+	for _, req := range []struct {
+		method, path string
+		code         int
+	}{
+		{"GET", "/items/x", 200},
+		{"GET", "/wp-login.php", 404},
+		{"GET", "/.env", 404},
+		{"POST", "/items/x", 405},
+		{"GET", "/items/../items/x", 307}, // ServeMux redirects to the clean path
+		{"BREW", "/a/" + strings.Repeat("x", 100), 404},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(req.method, req.path, nil))
+		if rec.Code != req.code {
+			t.Errorf("%s %s: %d, want %d", req.method, req.path, rec.Code, req.code)
+		}
+	}
+	want := `daemon_http_request_duration_seconds_count{method="get",route="/items/{id}"} 1
+daemon_http_request_duration_seconds_count{method="get",route="unmatched"} 3
+daemon_http_request_duration_seconds_count{method="post",route="unmatched"} 1
+daemon_http_request_duration_seconds_count{method="unknown",route="unmatched"} 1
+daemon_http_requests_in_flight 0
+daemon_http_requests_total{code="200",method="get",route="/items/{id}"} 1
+daemon_http_requests_total{code="307",method="get",route="unmatched"} 1
+daemon_http_requests_total{code="404",method="get",route="unmatched"} 2
+daemon_http_requests_total{code="404",method="unknown",route="unmatched"} 1
+daemon_http_requests_total{code="405",method="post",route="unmatched"} 1
+`
+	if got := requestSeries(t, m); got != want {
+		t.Errorf("request series\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestAnsweredByServerCountsUnderUnmatched: the requests net/http refuses
+// before any handler are counted under route="unmatched", method
+// "unknown" (it never read one), with the code it sent.
+func TestAnsweredByServerCountsUnderUnmatched(t *testing.T) {
+	m := New(prometheus.NewRegistry(), Build{})
+	m.AnsweredByServer(400)
+	m.AnsweredByServer(431)
+	m.AnsweredByServer(400)
+	for code, want := range map[string]float64{"400": 2, "431": 1} {
+		if got := testutil.ToFloat64(m.requests.WithLabelValues(Unmatched, "unknown", code)); got != want {
+			t.Errorf("code %s: %v, want %v", code, got, want)
+		}
+	}
+}
+
+// TestRouteLabelsAreThePathAndDistinct: a route's label is its pattern's
+// path, the root reads "/", and patterns ServeMux tells apart (one path,
+// a subtree) keep labels apart, none of them "unmatched".
+func TestRouteLabelsAreThePathAndDistinct(t *testing.T) {
+	seen := map[string]string{}
+	for _, c := range []struct{ pattern, label string }{
+		{"GET /{$}", "/"},
+		{"/", "/*"},
+		{"GET /items/{id}", "/items/{id}"},
+		{"GET /files/{path...}", "/files/{path...}"},
+		{"GET /static/{$}", "/static/"},
+		{"/static/", "/static/*"},
+		{"POST /debug/health", "/debug/health"},
+		{"example.com/", "example.com/*"},
+	} {
+		got := routeLabel(c.pattern)
+		if got != c.label {
+			t.Errorf("routeLabel(%q) = %q, want %q", c.pattern, got, c.label)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("%q and %q share the label %q", other, c.pattern, got)
+		}
+		if got == Unmatched {
+			t.Errorf("%q reads as the unmatched requests", c.pattern)
+		}
+		seen[got] = c.pattern
+	}
+}
+
+// TestSeriesExistBeforeTheirFirstEvent: a counter that appears only with
+// its first event starts at 1, and rate() and increase() never see that
+// event. Every series whose labels are known in advance is in the first
+// scrape, at 0: those of the results of reloads and watchdog pings, and
+// each route's panics and request durations.
+func TestSeriesExistBeforeTheirFirstEvent(t *testing.T) {
+	m := New(prometheus.NewRegistry(), Build{})
+	m.Instrument("GET /items/{id}", http.NotFoundHandler())
+	m.Instrument("/any", http.NotFoundHandler()) // any method: none is known
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	scrape := rec.Body.String()
+	for _, want := range []string{
+		`daemon_http_panics_total{route="/items/{id}"} 0`,
+		`daemon_http_panics_total{route="/any"} 0`,
+		`daemon_http_request_duration_seconds_count{method="get",route="/items/{id}"} 0`,
+		`daemon_reloads_total{result="success"} 0`,
+		`daemon_reloads_total{result="failure"} 0`,
+		`daemon_watchdog_pings_total{result="sent"} 0`,
+		`daemon_watchdog_pings_total{result="skipped"} 0`,
+		`daemon_http_connections_shed_total 0`,
+		`daemon_memory_pressure_events_total 0`,
+	} {
+		if !strings.Contains(scrape, want+"\n") {
+			t.Errorf("the first scrape lacks %s", want)
+		}
+	}
+	if strings.Contains(scrape, `route="/any",method=`) || strings.Contains(scrape, `method="unknown"`) {
+		t.Errorf("a series for a method no request has used:\n%s", scrape)
 	}
 }

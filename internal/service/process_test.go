@@ -363,7 +363,7 @@ func TestMinimalServiceRunsUnderTheLifecycle(t *testing.T) {
 			t.Errorf("GET %s: %d %q, want 200 %q", path, code, body, want)
 		}
 	}
-	if code, body := systemdtest.Get(t, url+"/metrics"); code != 200 || !strings.Contains(body, `daemon_http_requests_total{code="200",method="get",route="/{$}"} 1`) {
+	if code, body := systemdtest.Get(t, url+"/metrics"); code != 200 || !strings.Contains(body, `daemon_http_requests_total{code="200",method="get",route="/"} 1`) {
 		t.Errorf("GET /metrics: %d, without the request to / counted: %.300q", code, body)
 	}
 	if msg := p.Notify.Next(t, systemdtest.Wait); msg != "WATCHDOG=1" {
