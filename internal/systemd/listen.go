@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -139,4 +140,25 @@ func notAListener(fd int) error {
 		return errors.New("a stream socket that is not listening, such as one connection (Accept=yes); the daemon needs the listening socket itself (Accept=no)")
 	}
 	return nil
+}
+
+// pidfdIDMatches reports whether LISTEN_PIDFDID, if set, names this process,
+// as sd_listen_fds(3) checks it after LISTEN_PID (sd-daemon.c). systemd ≥
+// 259 sets it beside LISTEN_PID: the inode ID of the pidfd of the process
+// the descriptors are for. A PID can be reused (the process systemd meant
+// exited, and this one got its number, having inherited the variables); a
+// pidfd's inode ID never is. Unset, or with no ID of our own to compare
+// (ownPidfdID), LISTEN_PID alone decides. Not a number is an error, as in
+// sd_listen_fds.
+func pidfdIDMatches(getenv func(string) string, ownPidfdID func() (uint64, bool)) (bool, error) {
+	s := getenv("LISTEN_PIDFDID")
+	if s == "" {
+		return true, nil
+	}
+	want, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return false, fmt.Errorf("LISTEN_PIDFDID=%q: want the inode ID of a pidfd", s)
+	}
+	own, ok := ownPidfdID()
+	return !ok || own == want, nil
 }

@@ -1,6 +1,7 @@
 package systemd
 
 import (
+	"fmt"
 	"os"
 	"time"
 
@@ -31,8 +32,8 @@ type Passed struct {
 
 // Take takes what systemd passed to this process, once, at start. It
 // removes from the environment what is meant for this process alone:
-// NOTIFY_SOCKET, LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, WATCHDOG_USEC and
-// WATCHDOG_PID. A child that inherited them could send
+// NOTIFY_SOCKET, LISTEN_PID, LISTEN_PIDFDID, LISTEN_FDS, LISTEN_FDNAMES,
+// WATCHDOG_USEC and WATCHDOG_PID. A child that inherited them could send
 // messages systemd ignores (NotifyAccess=main) or take sockets that are not
 // its own. (The credentials and the memory pressure watch are the unit's,
 // shared by every process in it, and stay.) The sockets are this process's
@@ -55,8 +56,23 @@ func Take() (Passed, error) {
 	for _, k := range []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} {
 		os.Unsetenv(k)
 	}
-	// go-systemd checks LISTEN_PID, names the files from LISTEN_FDNAMES,
-	// and unsets the three LISTEN_ variables.
-	p.Listeners, p.Unusable = listeners(activation.Files(true))
+	// The descriptors are ours if LISTEN_PID is our PID (go-systemd checks
+	// it) and LISTEN_PIDFDID, where systemd set it, our pidfd's ID. If
+	// not, they are left alone, as sd_listen_fds(3) leaves them: the
+	// daemon opens its own socket.
+	ours, err := pidfdIDMatches(os.Getenv, ownPidfdID)
+	var files []*os.File
+	if ours {
+		// go-systemd names the files from LISTEN_FDNAMES and unsets the
+		// LISTEN_ variables it knows.
+		files = activation.Files(true)
+	}
+	for _, k := range []string{"LISTEN_PID", "LISTEN_PIDFDID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+		os.Unsetenv(k)
+	}
+	if err != nil {
+		return Passed{}, fmt.Errorf("socket activation: %w", err)
+	}
+	p.Listeners, p.Unusable = listeners(files)
 	return p, nil
 }
