@@ -86,8 +86,11 @@ func mountOptions(t testing.TB, pid int, path string) map[string]bool {
 
 // TestCannotWriteOutsideStateDirectory: with ProtectSystem=strict the
 // daemon's view of the file system is read-only except its state directory
-// and a private /tmp. Checked by entering the daemon's namespaces as its
-// user and trying.
+// and a private /tmp and /var/tmp. ProtectSystem= leaves the API file
+// systems under /dev writable, and PrivateDevices= bind-mounts the host's
+// /dev/shm and /dev/mqueue, open to every user, into the daemon's /dev:
+// InaccessiblePaths= closes them. Checked by entering the daemon's
+// namespaces as its user and trying.
 func TestCannotWriteOutsideStateDirectory(t *testing.T) {
 	pid := freshStart(t, baseConfig)
 	uid := strconv.Itoa(procUID(t, pid))
@@ -100,6 +103,7 @@ func TestCannotWriteOutsideStateDirectory(t *testing.T) {
 	for _, path := range []string{
 		filepath.Join(state, "probe"),
 		"/tmp/probe",
+		"/var/tmp/probe",
 	} {
 		if err := touch(path); err != nil {
 			t.Errorf("daemon cannot write %s, which it should: %v", path, err)
@@ -113,6 +117,9 @@ func TestCannotWriteOutsideStateDirectory(t *testing.T) {
 		"/var/tmp/../lib/probe",
 		"/root/probe",
 		"/home/probe",
+		"/dev/shm/probe",    // the host's, shared with every service
+		"/dev/mqueue/probe", // a POSIX message queue, the host's too
+		"/dev/probe",
 	} {
 		if err := touch(path); err == nil {
 			t.Errorf("daemon could write %s", path)
