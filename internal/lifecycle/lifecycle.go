@@ -14,12 +14,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	runtimemetrics "runtime/metrics"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,8 +159,8 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// With socket activation systemd opened the port before starting us and
 	// keeps it open across restarts; binding a port ourselves then would
 	// fail, or worse, listen where no client is sent.
-	passed := k.Systemd.Listeners
-	ln, origin, err := listen(passed, k.cfg.Listen.String())
+	passed, unusable := k.Systemd.Listeners, k.Systemd.Unusable
+	ln, origin, err := listen(passed, unusable, k.cfg.Listen.String())
 	if err != nil {
 		return err
 	}
@@ -171,7 +173,7 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 			"stored", ln.Addr().String(), "listen", k.cfg.Listen.String())
 		k.notify(systemd.FDStoreRemove(mainSocket)...)
 		ln.Close()
-		if ln, origin, err = listen(nil, k.cfg.Listen.String()); err != nil {
+		if ln, origin, err = listen(nil, nil, k.cfg.Listen.String()); err != nil {
 			return err
 		}
 	}
@@ -183,14 +185,24 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	if metricsLn != nil {
 		defer metricsLn.Close()
 	}
-	if unused := passed.Close(); len(unused) > 0 {
+	// A socket passed in that is not a listening stream socket (a
+	// ListenDatagram= or an Accept=yes in the .socket unit) was closed by
+	// Take: say which, and what it is, or the operator's port would just
+	// be missing. (The main socket's case failed the start in listen.)
+	var refused []string
+	for _, name := range slices.Sorted(maps.Keys(unusable)) {
+		log.Warn("ignoring a socket passed in that the daemon cannot use", "name", name, "err", unusable[name])
+		refused = append(refused, name)
+	}
+	unused := passed.Close()
+	if len(unused) > 0 {
 		log.Warn("closing sockets passed in that the daemon does not use", "names", unused)
-		// From the store, a socket no longer used would come back at every
-		// start (a renamed one, say); take it out.
-		for _, name := range unused {
-			if k.StoreListener {
-				k.notify(systemd.FDStoreRemove(name)...)
-			}
+	}
+	// From the store, a socket no longer used would come back at every
+	// start (a renamed one, say); take it out.
+	if k.StoreListener {
+		for _, name := range append(refused, unused...) {
+			k.notify(systemd.FDStoreRemove(name)...)
 		}
 	}
 	k.Metrics.SetSocketActivated(origin == passedIn)
@@ -429,17 +441,27 @@ func (k *kit[C]) start(ctx context.Context, stops, reloads <-chan os.Signal) (re
 }
 
 // listen returns systemd's main socket if it passed sockets in, else a socket
-// of our own on addr, and says which.
-func listen(passed systemd.Listeners, addr string) (net.Listener, string, error) {
-	if len(passed) > 0 {
+// of our own on addr, and says which. Sockets passed in that Take could not
+// use (unusable) count as passed: under systemd a socket of our own would
+// listen where no client is sent, so without a usable main socket the start
+// fails, naming them.
+func listen(passed systemd.Listeners, unusable map[string]error, addr string) (net.Listener, string, error) {
+	if len(passed) > 0 || len(unusable) > 0 {
 		ln, err := passed.TakeMain(mainSocket)
 		if err != nil {
 			return nil, "", err
 		}
-		if ln == nil {
-			return nil, "", fmt.Errorf("socket activation: no socket named %q among those passed in; set FileDescriptorName=%s in the .socket unit", mainSocket, mainSocket)
+		if ln != nil {
+			return ln, passedIn, nil
 		}
-		return ln, passedIn, nil
+		if why, ok := unusable[mainSocket]; ok {
+			return nil, "", fmt.Errorf("socket activation: the socket passed in as %q cannot be served on: %w", mainSocket, why)
+		}
+		err = fmt.Errorf("socket activation: no socket named %q among those passed in; set FileDescriptorName=%s in the .socket unit", mainSocket, mainSocket)
+		for _, name := range slices.Sorted(maps.Keys(unusable)) {
+			err = fmt.Errorf("%w; %q cannot be served on: %w", err, name, unusable[name])
+		}
+		return nil, "", err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -181,6 +181,65 @@ func TestSocketActivationWithSystemdSocketActivate(t *testing.T) {
 	}
 }
 
+// TestASocketPassedInThatCannotBeServedOnIsNamed: a descriptor passed in
+// that is not a listening stream socket (here a UDP socket, as
+// ListenDatagram= makes) is named in what the daemon says: as the main
+// socket it fails the start, saying so in the log and in STATUS=; as
+// another it is logged and ignored, and the daemon serves on.
+func TestASocketPassedInThatCannotBeServedOnIsNamed(t *testing.T) {
+	udp := func() *os.File {
+		conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		f, err := conn.(*net.UDPConn).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	const datagram = "a datagram socket (ListenDatagram=)"
+	t.Run("the main socket", func(t *testing.T) {
+		cmd := command(t, "")
+		systemdtest.PassFiles(cmd, []string{"http"}, udp())
+		p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+		if code := p.ExitCode(t); code != 1 {
+			t.Errorf("exit status %d, want 1", code)
+		}
+		want := `the socket passed in as "http" cannot be served on: ` + datagram
+		if !strings.Contains(p.Stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, p.Stderr)
+		}
+		f := systemdtest.Fields(p.Notify.NextExcept(t, systemdtest.Wait, "STATUS=Starting"))
+		if !strings.Contains(f["STATUS"], want) {
+			t.Errorf("STATUS=%q does not say %q", f["STATUS"], want)
+		}
+	})
+	t.Run("another socket", func(t *testing.T) {
+		ln := systemdtest.ListenTCP(t)
+		main, err := ln.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { main.Close() })
+		cmd := command(t, `greeting = "served"`)
+		systemdtest.PassFiles(cmd, []string{"metrics", "http"}, udp(), main)
+		p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+		p.WaitReady(t)
+		if code, body := systemdtest.Get(t, "http://"+ln.Addr().String()+"/"); code != 200 || body != "served\n" {
+			t.Errorf("GET /: %d %q", code, body)
+		}
+		logged := p.Stderr.String()
+		for _, want := range []string{"ignoring a socket passed in that the daemon cannot use", "name=metrics", datagram} {
+			if !strings.Contains(logged, want) {
+				t.Errorf("the log does not say %q:\n%s", want, logged)
+			}
+		}
+	})
+}
+
 func TestUnnamedSingleSocketIsTheMainListener(t *testing.T) {
 	ln := systemdtest.ListenTCP(t)
 	cmd := command(t, `greeting = "unnamed"`)

@@ -141,8 +141,16 @@ func (n *Notifier) Notify(assignments ...string) error {
 	if err != nil {
 		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)
 	}
-	// A fresh connection per message: systemd may re-create its socket
-	// (daemon-reexec), and a connection kept open would point at the old one.
+	// A socket per message, opened, sent on and closed, as sd_notify(3)
+	// does (pid_notify_with_fds_internal() in systemd's sd-daemon.c): the
+	// path is looked up at every message, so each goes to the socket bound
+	// there at the time, one bound only after the daemon started or bound
+	// again after a listener went away (TestANotifyOutageIsLoggedOnce), and
+	// no state outlives a message. A socket connected once would keep
+	// sending to the one it found first. At one message every few seconds
+	// the cost is nothing. (systemd itself keeps its notify socket for its
+	// whole life, daemon-reexec included: the old manager hands it to the
+	// new one, "notify-fd" in src/core/manager-serialize.c.)
 	conn, err := net.DialUnix("unixgram", nil, n.addr)
 	if err != nil {
 		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)

@@ -6,7 +6,7 @@ import (
 )
 
 // MemoryPressure is where systemd ≥ 254 tells a service to watch for
-// memory pressure, and how (systemd.io/PRESSURE, systemd.exec(5)
+// memory pressure, and how (systemd.io/PRESSURE, systemd.resource-control(5)
 // MemoryPressureWatch=).
 type MemoryPressure struct {
 	// Watch is $MEMORY_PRESSURE_WATCH: a file to poll; "" or /dev/null

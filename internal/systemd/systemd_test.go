@@ -238,6 +238,7 @@ func TestTakeRemovesWhatSystemdPassedFromTheEnvironment(t *testing.T) {
 				"WATCHDOG_USEC":  "200000",
 				"WATCHDOG_PID":   strconv.Itoa(os.Getpid()),
 				"LISTEN_PID":     strconv.Itoa(os.Getpid()),
+				"LISTEN_PIDFDID": "1",
 				"LISTEN_FDS":     "0",
 				"LISTEN_FDNAMES": "",
 			}

@@ -112,9 +112,9 @@ func processIDs(t testing.TB, pid int) (uid, gid string) {
 
 // TestARotatedTokenTakesEffectAsDocumented: a new token in the file is the
 // one the instruments need after `systemctl reload` where systemd refreshes
-// credentials at a reload (262, with the refresh-credentials.conf drop-in),
-// and after `systemctl restart` where it does not (252, 257), the old one
-// serving until then.
+// credentials at a reload (RefreshOnReload=, systemd 260 and later, with
+// the refresh-credentials.conf drop-in; run on 262), and after `systemctl
+// restart` where it does not (252, 257), the old one serving until then.
 func TestARotatedTokenTakesEffectAsDocumented(t *testing.T) {
 	old := apiToken(t)
 	t.Cleanup(func() {
@@ -142,7 +142,7 @@ func TestARotatedTokenTakesEffectAsDocumented(t *testing.T) {
 	}
 	systemctl(t, "reload", unit)
 	refreshes := strings.Contains(prop(t, unit, "DropInPaths"), "refresh-credentials.conf")
-	if want := systemdVersion(t) >= 262; refreshes != want {
+	if want := systemdVersion(t) >= 260; refreshes != want {
 		t.Errorf("refresh-credentials.conf in effect: %v, want %v on systemd %d", refreshes, want, systemdVersion(t))
 	}
 	t.Logf("systemd %d refreshes credentials at a reload: %v", systemdVersion(t), refreshes)
