@@ -81,9 +81,8 @@ type HTTP struct {
 	// get 431.
 	MaxHeaderBytes int `toml:"max_header_bytes"`
 	// MaxConnections bounds the connections served at once. Past it a new
-	// one takes the slot of the connection that has waited longest without
-	// a request, or, when all have one, waits in the listening socket's
-	// backlog (internal/lifecycle/limit.go).
+	// one takes the slot of a slow client or a long-idle connection, or
+	// waits in the listening socket's backlog (docs/lifecycle.md, step 4).
 	MaxConnections int `toml:"max_connections"`
 }
 

@@ -252,11 +252,10 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	}
 	conns := &connections{metrics: k.Metrics}
 	srv := k.newServer(k.handler(metricsOnMain), conns)
-	// Past max_connections, a new client takes the slot of the connection
-	// that has waited longest without a request (a slowloris, an idle
-	// keep-alive), or, when all are busy, queues in the kernel's backlog
-	// rather than each costing the daemon a goroutine and buffers
-	// (limit.go).
+	// Past max_connections, a new client takes the slot of a slow client
+	// (a slowloris) or of a connection idle for a second, never of one with
+	// a request on its way, or else queues in the kernel's backlog rather
+	// than each costing the daemon a goroutine and buffers (limit.go).
 	accepting := newLimitListener(ln, k.cfg.HTTP.MaxConnections, k.Metrics.ConnectionShed, k.Metrics.AnsweredByServer)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(accepting) }()

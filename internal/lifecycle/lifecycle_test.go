@@ -820,13 +820,14 @@ func TestMaxConnectionsQueuesTheRestWhenAllAreBusy(t *testing.T) {
 	}
 }
 
-// TestAtMaxConnectionsANewClientTakesTheSlotOfTheLongestWaiting: with every
-// slot held by connections that have not finished their headers (a
-// slowloris) or sit idle between requests, a new client is served at once,
-// long before read_header_timeout would free a slot: the connection that
-// has waited longest is closed to make room, and counted.
-func TestAtMaxConnectionsANewClientTakesTheSlotOfTheLongestWaiting(t *testing.T) {
-	d := start(t, options{config: "[http]\nmax_connections = 3\nread_header_timeout = \"1m\""})
+// TestAtMaxConnectionsANewClientTakesTheSlotOfASlowOrIdleOne: with every
+// slot held by a connection whose client keeps the server waiting, new
+// clients are served long before read_header_timeout or idle_timeout would
+// free a slot. The slow ones go first, clients that have begun a request
+// and not finished it (a slowloris), a tenth of a second into it; then the
+// idle keep-alive one, a second after its answer. Each is counted.
+func TestAtMaxConnectionsANewClientTakesTheSlotOfASlowOrIdleOne(t *testing.T) {
+	d := start(t, options{config: "[http]\nmax_connections = 3\nread_header_timeout = \"1m\"\nidle_timeout = \"1m\""})
 	expect(t, d, "STATUS")
 	expect(t, d, "READY", "STATUS")
 	addr := strings.TrimPrefix(d.url, "http://")
@@ -838,8 +839,8 @@ func TestAtMaxConnectionsANewClientTakesTheSlotOfTheLongestWaiting(t *testing.T)
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	// Oldest first: two slow clients, headers half sent, then one idle
-	// keep-alive connection that has had its answer.
+	// Two slow clients, headers half sent, and one idle keep-alive
+	// connection that has had its answer.
 	var slow []net.Conn
 	for range 2 {
 		c := dial()
@@ -852,10 +853,9 @@ func TestAtMaxConnectionsANewClientTakesTheSlotOfTheLongestWaiting(t *testing.T)
 		t.Fatalf("the keep-alive connection's first request: %v, %v", resp, err)
 	}
 	inFlight(t, d, 0)
-	// Each new client, which keeps its connection, is served at once, and
-	// the connections that have waited longest go, oldest first: the two
-	// slow ones, then the idle one.
-	for i, want := range []net.Conn{slow[0], slow[1], idle} {
+	// Each new client, which keeps its connection, is served, the first
+	// two in the slots of the slow clients, the third in the idle one's.
+	newClient := func(i int) {
 		start := time.Now()
 		transport := &http.Transport{}
 		t.Cleanup(transport.CloseIdleConnections)
@@ -866,14 +866,123 @@ func TestAtMaxConnectionsANewClientTakesTheSlotOfTheLongestWaiting(t *testing.T)
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		t.Logf("new client %d answered in %s", i, time.Since(start).Round(time.Millisecond))
-		want.SetReadDeadline(time.Now().Add(wait))
-		if n, err := io.Copy(io.Discard, want); err != nil {
-			t.Errorf("the connection waiting longest, after new client %d: %d bytes, %v; want it closed", i, n, err)
+	}
+	closed := func(c net.Conn, within time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(within))
+		_, err := io.Copy(io.Discard, c)
+		return err == nil || !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	newClient(0)
+	newClient(1)
+	for i, c := range slow {
+		if !closed(c, wait) {
+			t.Errorf("slow client %d still connected after two new clients", i)
 		}
+	}
+	if closed(idle, 0) {
+		t.Error("the idle connection was closed before the slow ones")
+	}
+	newClient(2)
+	if !closed(idle, wait) {
+		t.Error("the idle connection still open after a third new client")
 	}
 	if n := metric(t, d, "daemon_http_connections_shed_total"); n != 3 {
 		t.Errorf("%v connections shed, want 3", n)
 	}
+}
+
+// TestAtMaxConnectionsNoRequestOnItsWayIsLost: every slot is a keep-alive
+// client sending requests back to back, as a load generator or a proxy's
+// pool does, while new clients keep connecting. Between two requests such a
+// connection waits a few microseconds, its next request already on the way;
+// closing it then to make room would lose that request (a reset, or an end
+// of stream before any answer). None is lost: the new clients wait in the
+// backlog until a slot frees, and every request of every client is answered.
+func TestAtMaxConnectionsNoRequestOnItsWayIsLost(t *testing.T) {
+	const slots, requests, newcomers = 4, 300, 40
+	d := start(t, options{config: fmt.Sprintf("[http]\nmax_connections = %d", slots)})
+	d.ready(t)
+	addr := strings.TrimPrefix(d.url, "http://")
+	var failed atomic.Int64
+	fail := func(who string, err error) {
+		if failed.Add(1) <= 5 {
+			t.Logf("%s: %v", who, err)
+		}
+	}
+	var clients sync.WaitGroup
+	holding := make(chan struct{}, slots)
+	for i := range slots {
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			var c net.Conn
+			var r *bufio.Reader
+			defer func() {
+				if c != nil {
+					c.Close()
+				}
+			}()
+			for n := range requests {
+				if c == nil {
+					var err error
+					if c, err = net.DialTimeout("tcp", addr, wait); err != nil {
+						fail(fmt.Sprintf("keep-alive client %d", i), err)
+						return
+					}
+					r = bufio.NewReader(c)
+				}
+				c.SetDeadline(time.Now().Add(wait))
+				err := keepAliveGet(c, r)
+				if err != nil {
+					// A client that lost its connection opens another, as
+					// h2load does, and counts the request as failed.
+					fail(fmt.Sprintf("keep-alive client %d, request %d", i, n), err)
+					c.Close()
+					c = nil
+				}
+				if n == 0 {
+					holding <- struct{}{}
+				}
+			}
+		}()
+	}
+	// The new clients come once every slot is held.
+	for range slots {
+		<-holding
+	}
+	for i := range newcomers {
+		clients.Add(1)
+		go func() {
+			defer clients.Done()
+			if err := getOnce(addr); err != nil {
+				fail(fmt.Sprintf("new client %d", i), err)
+			}
+		}()
+	}
+	clients.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d of %d requests failed; want none lost", n, slots*requests+newcomers)
+	}
+}
+
+// keepAliveGet sends GET /healthz on c, keeping it alive, and reads the
+// whole answer from r.
+func keepAliveGet(c net.Conn, r *bufio.Reader) error {
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: daemon\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		return fmt.Errorf("no answer: %w", err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("answer %s", resp.Status)
+	}
+	return nil
 }
 
 // TestStopDoesNotWaitForASilentConnection: a connection that never sends
@@ -1464,9 +1573,9 @@ func TestAMemoryPressureWatchThatCannotBeSetUpIsLoggedOnce(t *testing.T) {
 }
 
 // TestAConnectionThatGoesIdleMakesRoomForAQueuedOne: when every connection
-// is busy a new client waits; the moment one of them has answered and waits
-// idle on keep-alive, the new client takes its slot, without waiting for
-// idle_timeout.
+// is busy a new client waits; once one of them has answered and then waited
+// idle on keep-alive for a second, the new client takes its slot, without
+// waiting for idle_timeout.
 func TestAConnectionThatGoesIdleMakesRoomForAQueuedOne(t *testing.T) {
 	d := start(t, options{config: "[http]\nmax_connections = 1\nidle_timeout = \"1m\""})
 	d.ready(t)

@@ -5,25 +5,53 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // limitListener serves at most max connections at once, as
 // netutil.LimitListener does, with one difference that matters under
 // attack: when every slot is taken and a new client connects, it makes
-// room by closing the connection that has waited longest without a
-// request in progress, instead of making the new client queue.
+// room by closing a connection that holds its slot without using it (a
+// slowloris, a long-idle keep-alive), instead of making the new client
+// queue behind it until read_header_timeout or idle_timeout.
 //
-// Such a connection is either one that has not finished sending its
-// request headers (a slowloris client sends them a byte at a time and
-// would otherwise hold its slot until read_header_timeout), or an idle
-// keep-alive connection between two requests, which a client must expect
-// the server to close (RFC 9112, 9.3). A connection whose request is in a
-// handler is never closed: when all of them are busy, new clients queue in
-// the socket's backlog as before. docs/lifecycle.md, step 4, says why.
+// It must never close a connection with a request on its way to us: that
+// request is lost, answered by a reset or by the end of the stream, and a
+// client that does not retry (a load generator, a proxy forwarding a POST)
+// reports a failure. A client in a loop of requests sends its next one
+// within microseconds of an answer, and one that has just connected sends
+// its first when it gets round to it; closing whichever connection had
+// waited longest for a request lost 7% of the requests of h2load -c 1100
+// at max_connections 1024. So a connection is closed only while the server
+// waits on its client, in Read, with nothing unread in the socket (unread),
+// and only once the client has kept it waiting long enough to be out of
+// any such loop:
+//
+//   - slow, first: its request began to arrive slowAfter ago or more and is
+//     not all there. A client sends its request in one go; one that trickles
+//     in is a slowloris, which would otherwise hold its slot until
+//     read_header_timeout.
+//   - idle, then: admitted or answered idleAfter ago or more, and not one
+//     byte of a request since. A client that has not asked for that long is
+//     in no loop of requests: it is a browser's or a proxy's spare
+//     connection, whose client retries a request sent just as it closes
+//     (RFC 9112, 9.3.1), or an attacker's.
+//
+// Oldest first within each. A connection in a handler, or whose request has
+// come but waits for the server (a goroutine not yet run, under load), is
+// never closed: the wait is ours, not its client's. When no connection may
+// be closed, a new client waits in the socket's backlog and takes a slot
+// when one closes or ages into one of the two kinds. What is left is the
+// instant of the close itself, a race net/http's own close at idle_timeout
+// has too: a client that sends just then, after idling a second, loses that
+// request. docs/lifecycle.md, step 4, says why this policy.
 //
 // Each accept at the limit looks at every connection, under the lock
 // their closes take too: cheap at the default of 1024, and worth a list
@@ -34,82 +62,139 @@ type limitListener struct {
 	shed func() // counts a connection closed to make room
 	// answered counts a request net/http answered itself (serverAnswer).
 	answered func(code int)
+	// slowAfter and idleAfter are the constants below, but in a test.
+	slowAfter, idleAfter time.Duration
+	epoch                time.Time // phases are timed from here (monotonic)
 
 	mu     sync.Mutex
 	conns  map[*limitedConn]struct{}
-	freed  chan struct{} // a send when a connection closes or goes idle
+	freed  chan struct{} // a send when a connection closes
 	closed atomic.Bool
 }
 
+const (
+	// slowAfter is how long a request may take to arrive, counted from its
+	// first byte, before its connection counts as slow. A request's headers
+	// come in one flight, within a millisecond of their first byte unless
+	// they outgrow TCP's first window (about 14 kB). A tenth of a second is
+	// far past that, and short enough that a new client under a slowloris
+	// finds a slow connection to take the slot of at once.
+	slowAfter = 100 * time.Millisecond
+	// idleAfter is how long a connection must wait for a request, its
+	// first or its next, before it counts as idle. A client in a loop of
+	// requests asks again within a round trip and the time it takes itself
+	// (a load generator with a thousand connections: a tenth of a second at
+	// worst, measured); a second is well past that.
+	idleAfter = time.Second
+	// recheck is how often an Accept waiting for room looks again: a
+	// connection becomes one it may close by ageing, with no event to say
+	// so.
+	recheck = 10 * time.Millisecond
+)
+
 func newLimitListener(ln net.Listener, max int, shed func(), answered func(code int)) *limitListener {
-	return &limitListener{Listener: ln, max: max, shed: shed, answered: answered, conns: map[*limitedConn]struct{}{}, freed: make(chan struct{}, 1)}
+	return &limitListener{
+		Listener: ln, max: max, shed: shed, answered: answered,
+		slowAfter: slowAfter, idleAfter: idleAfter, epoch: time.Now(),
+		conns: map[*limitedConn]struct{}{}, freed: make(chan struct{}, 1),
+	}
 }
 
-// Accept accepts a connection, then, if that makes one too many, closes
-// the one that has waited longest without a request, or, when every
-// connection is busy, holds the new one until one closes or goes idle.
+// now is the time since the listener was made: phases are stamped with it.
+func (l *limitListener) now() time.Duration { return time.Since(l.epoch) }
+
+// Accept accepts a connection, then, if that makes one too many, closes a
+// slow or idle one to make room, or, when there is none, holds the new one
+// until there is, or until one closes.
 func (l *limitListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
 	lc := &limitedConn{Conn: c, l: l}
-	lc.since.Store(time.Now().UnixNano())
 	for {
 		l.mu.Lock()
 		if len(l.conns) < l.max {
-			l.conns[lc] = struct{}{}
+			l.admit(lc)
 			l.mu.Unlock()
 			return lc, nil
 		}
-		victim := l.takeOldestWaiting()
+		victim := l.takeVictim()
 		l.mu.Unlock()
 		if victim != nil {
 			victim.Close()
 			l.shed()
 			continue
 		}
-		// Every connection is in a request: wait for one to close or to
-		// go idle. If the listener is closed meanwhile (the stop), the
-		// connection held here is served all the same, over the limit:
-		// its client had connected, and the drain answers it.
-		if err := l.waitFreed(); err != nil {
+		// No connection may be closed: wait. If the listener is closed
+		// meanwhile (the stop), the connection held here is served all
+		// the same, over the limit: its client had connected, and the
+		// drain answers it.
+		if err := l.waitForRoom(); err != nil {
 			l.mu.Lock()
-			l.conns[lc] = struct{}{}
+			l.admit(lc)
 			l.mu.Unlock()
 			return lc, nil
 		}
 	}
 }
 
-// takeOldestWaiting marks the connection that has waited longest without
-// a request in a handler as shed and takes it out of the count, or returns
-// nil if every one has a request. l.mu is held. The mark is a compare and
-// swap that markBusy makes too, so a handler that takes a request at this
-// instant either wins, and the connection is not shed, or finds it shed.
-func (l *limitListener) takeOldestWaiting() *limitedConn {
+// admit counts c, waiting for its first request from now rather than from
+// its accept: held in Accept, it could not be read, and its client has
+// kept no one waiting. l.mu is held.
+func (l *limitListener) admit(c *limitedConn) {
+	c.phase.Store(int64(phaseOf(waiting, l.now())))
+	l.conns[c] = struct{}{}
+}
+
+// takeVictim takes the connection to close out of the count and returns
+// it: the one slow longest, or else the one idle longest (see
+// limitListener), or nil when there is neither. l.mu is held.
+//
+// The mark that takes it is a compare and swap of its whole phase, state
+// and start, as the connection's own changes are: one that has begun a
+// request or gone into a handler since it was looked at is in another
+// phase, and is not taken.
+func (l *limitListener) takeVictim() *limitedConn {
+	var skip []*limitedConn // their client sent more, not yet read
 	for {
-		var oldest *limitedConn
-		var since int64
+		now := l.now()
+		var slow, idle *limitedConn
+		var slowPhase, idlePhase phase
 		for c := range l.conns {
-			if c.state.Load() != waiting {
-				continue
+			if !c.reading.Load() || slices.Contains(skip, c) {
+				continue // the server is not waiting on this client
 			}
-			if s := c.since.Load(); oldest == nil || s < since {
-				oldest, since = c, s
+			switch p := c.loadPhase(); {
+			case p.state() == arriving && now-p.since() >= l.slowAfter:
+				if slow == nil || p.since() < slowPhase.since() {
+					slow, slowPhase = c, p
+				}
+			case p.state() == waiting && now-p.since() >= l.idleAfter:
+				if idle == nil || p.since() < idlePhase.since() {
+					idle, idlePhase = c, p
+				}
 			}
 		}
-		if oldest == nil {
+		c, p := slow, slowPhase
+		if c == nil {
+			c, p = idle, idlePhase
+		}
+		if c == nil {
 			return nil
 		}
-		if oldest.state.CompareAndSwap(waiting, shed) {
-			delete(l.conns, oldest)
-			return oldest
+		if c.unread() {
+			skip = append(skip, c)
+			continue
+		}
+		if c.phase.CompareAndSwap(int64(p), int64(phaseOf(shed, now))) {
+			delete(l.conns, c)
+			return c
 		}
 	}
 }
 
-// wake tells an Accept waiting for a slot to look again.
+// wake tells an Accept waiting for room to look again.
 func (l *limitListener) wake() {
 	select {
 	case l.freed <- struct{}{}:
@@ -117,21 +202,19 @@ func (l *limitListener) wake() {
 	}
 }
 
-// waitFreed waits for a connection to close or go idle, checking every
-// 10 ms that the listener is still open, so that closing it ends the wait.
-func (l *limitListener) waitFreed() error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-l.freed:
-			return nil
-		case <-tick.C:
-			if l.closed.Load() {
-				return net.ErrClosed
-			}
-		}
+// waitForRoom waits for a connection to close, or for recheck to pass,
+// and says whether the listener was closed meanwhile.
+func (l *limitListener) waitForRoom() error {
+	t := time.NewTimer(recheck)
+	defer t.Stop()
+	select {
+	case <-l.freed:
+	case <-t.C:
 	}
+	if l.closed.Load() {
+		return net.ErrClosed
+	}
+	return nil
 }
 
 func (l *limitListener) Close() error {
@@ -141,28 +224,77 @@ func (l *limitListener) Close() error {
 
 // A connection's state, for limitListener.
 const (
-	waiting int32 = iota // for a request: its first, or its next
-	busy                 // a handler has its request, until the response is out
-	shed                 // closed to make room
+	waiting  = iota // for a request, its first or its next: nothing of it read
+	arriving        // a request has begun to arrive, and no handler has it
+	busy            // a handler has its request, until the response is out
+	shed            // closed to make room
 )
 
-// limitedConn is a connection limitListener counts. It is busy from the
-// moment a handler takes one of its requests until the response is written
-// whole and the connection waits for the next (http.StateIdle); since is
-// when it last began to wait (its accept, or that moment).
+// phase is a connection's state and when it entered it (since the
+// listener's epoch), in one word, so that one compare and swap tells
+// whether either has changed: a connection that has been through a whole
+// request since it was looked at is waiting again, but in a newer phase.
+type phase int64
+
+func phaseOf(state int, since time.Duration) phase { return phase(since)<<2 | phase(state) }
+func (p phase) state() int                         { return int(p & 3) }
+func (p phase) since() time.Duration               { return time.Duration(p >> 2) }
+
+// limitedConn is a connection limitListener counts, with its phase:
+// waiting from its admission, arriving from the first byte of a request,
+// busy from the moment a handler takes the request (markBusy) until the
+// response is written whole and it waits for the next (http.StateIdle):
+// waiting again from then.
 type limitedConn struct {
 	net.Conn
 	l     *limitListener
-	state atomic.Int32
-	since atomic.Int64 // Unix nanoseconds
-	once  sync.Once
+	phase atomic.Int64
+	// reading is set while the server is in Read, most often waiting for
+	// the client to send; a request that has come but has not been read
+	// is in the socket, where unread finds it.
+	reading atomic.Bool
+	once    sync.Once
+}
+
+func (c *limitedConn) loadPhase() phase { return phase(c.phase.Load()) }
+
+// Read reads as the connection does, noting for limitListener that the
+// server waits on the client meanwhile, and when a request begins.
+func (c *limitedConn) Read(b []byte) (int, error) {
+	c.reading.Store(true)
+	n, err := c.Conn.Read(b)
+	c.reading.Store(false)
+	if p := c.loadPhase(); n > 0 && p.state() == waiting {
+		c.phase.CompareAndSwap(int64(p), int64(phaseOf(arriving, c.l.now())))
+	}
+	return n, err
+}
+
+// unread says whether bytes from the client wait in the socket: a request,
+// or more of one, that has come although the server has not read it yet.
+// It peeks, which leaves them for the server to read.
+func (c *limitedConn) unread() bool {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	raw.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, _ = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	})
+	return n > 0
 }
 
 // Write counts the answers net/http writes on the connection itself,
 // before any handler: no handler sees those requests, so no route can
 // count them (serverAnswer).
 func (c *limitedConn) Write(b []byte) (int, error) {
-	if c.state.Load() == waiting {
+	if s := c.loadPhase().state(); s == waiting || s == arriving {
 		if code, ok := serverAnswer(b); ok {
 			c.l.answered(code)
 		}
@@ -220,28 +352,37 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 // A request whose connection was shed between its headers' arrival and
 // this point is not served: the connection is closing already, and
 // http.ErrAbortHandler makes net/http drop it without writing a response
-// (returning would send an empty 200).
+// (returning would send an empty 200). Only a slow request can be shed
+// so, and only in the instant after its last byte came.
 func markBusy(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if lc, ok := r.Context().Value(connKey{}).(*limitedConn); ok && !lc.state.CompareAndSwap(waiting, busy) {
+		if lc, ok := r.Context().Value(connKey{}).(*limitedConn); ok && !lc.enter(busy) {
 			panic(http.ErrAbortHandler)
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// connState follows a connection's state (http.Server.ConnState): idle
-// again after a response, it waits for a request from now on; taken over
-// by a handler (a WebSocket, say), it is no HTTP connection to shed, and
-// stays busy for good.
-func connState(c net.Conn, state http.ConnState) {
-	lc, ok := c.(*limitedConn)
-	if !ok || state != http.StateIdle {
-		return
+// enter moves c into state, from now, unless it was shed: it reports
+// whether it did.
+func (c *limitedConn) enter(state int) bool {
+	for {
+		p := c.loadPhase()
+		if p.state() == shed {
+			return false
+		}
+		if c.phase.CompareAndSwap(int64(p), int64(phaseOf(state, c.l.now()))) {
+			return true
+		}
 	}
-	lc.since.Store(time.Now().UnixNano())
-	if lc.state.CompareAndSwap(busy, waiting) {
-		// An Accept may be waiting for a connection it can shed.
-		lc.l.wake()
+}
+
+// connState follows a connection's state (http.Server.ConnState): idle
+// after a response, it waits for its next request from now; taken over by a
+// handler (a WebSocket, say), it is no HTTP connection to shed, and stays
+// busy for good.
+func connState(c net.Conn, state http.ConnState) {
+	if lc, ok := c.(*limitedConn); ok && state == http.StateIdle {
+		lc.enter(waiting)
 	}
 }

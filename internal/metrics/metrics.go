@@ -117,7 +117,7 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 		}),
 		shed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "http", Name: "connections_shed_total",
-			Help: "Connections closed at max_connections to make room for a new one: each had waited longest without a request in progress.",
+			Help: "Connections closed at max_connections to make room for a new one: each a slow client's, or idle for a second.",
 		}),
 		memoryPressure: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "memory_pressure_events_total",

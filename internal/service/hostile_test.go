@@ -120,8 +120,9 @@ func TestSlowAndOversizedClientsDoNotStarveANormalOne(t *testing.T) {
 // slowloris tool (Debian's package), opens three times max_connections
 // connections and sends their headers a line every 10 s. A normal client
 // asking all along on new connections is served quickly, because each new
-// connection takes the slot of the one that has waited longest without a
-// request. The test fails only if a request waits more than a second; the
+// connection takes the slot of a slow one, which has sent part of its
+// headers and kept the server waiting for the rest (docs/lifecycle.md,
+// step 4). The test fails only if a request waits more than a second; the
 // latencies are logged (make bench measures them under a longer attack).
 func TestASlowlorisToolDoesNotStarveANormalClient(t *testing.T) {
 	tool, err := exec.LookPath("slowhttptest")
