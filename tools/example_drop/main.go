@@ -13,7 +13,8 @@
 //     "example:end" (a config key and its comment, a paragraph).
 //
 // The one import of internal/example left (in cmd/NAME/main.go, as `app`)
-// becomes an import of internal/app. Like make rename, it refuses a tree
+// becomes an import of internal/app, and `go mod tidy` drops what only the
+// example needed. Like make rename, it refuses a tree
 // with uncommitted changes, so that git shows, and can undo, what it did.
 package main
 
@@ -106,6 +107,12 @@ func run(args []string, stdout io.Writer) error {
 				break // not empty
 			}
 		}
+	}
+	// The example's own dependencies (bbolt) leave go.mod with it.
+	tidy := exec.Command("go", "mod", "tidy")
+	tidy.Dir = *dir
+	if out, err := tidy.CombinedOutput(); err != nil {
+		return fmt.Errorf("go mod tidy: %w\n%s", err, out)
 	}
 	fmt.Fprintf(stdout, "removed %d files of the example:\n", len(removed))
 	for _, f := range removed {

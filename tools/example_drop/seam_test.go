@@ -41,6 +41,7 @@ func TestTheKitNeverReachesIntoTheExample(t *testing.T) {
 		{"build", "./..."},
 		{"vet", "./..."},
 		{"vet", "-tags", "systemd", "./test/systemd"},
+		{"mod", "tidy", "-diff"},
 		{"test", "-count=1", "./test/docs", "./internal/app"},
 		{"run", "./cmd/" + filepath.Base(mustGlob(t, copyDir, "cmd/*")), "-check-config", "-config", "deploy/config.toml"},
 	} {
