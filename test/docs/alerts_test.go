@@ -84,3 +84,100 @@ func exportedNames(t *testing.T) map[string]bool {
 	}
 	return have
 }
+
+// TestEveryAlertHasItsRunbookSection: each alerting rule has a severity,
+// a summary, a description and a runbook_url, and the runbook link's
+// anchor is a heading of the page it names (docs/operating.md), as GitHub
+// makes anchors of headings. The page's own links to its sections resolve
+// too.
+func TestEveryAlertHasItsRunbookSection(t *testing.T) {
+	data, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(data), "- alert: ")[1:]
+	if len(blocks) < 10 {
+		t.Fatalf("found %d alerts in %s; is the pattern right?", len(blocks), rulesFile)
+	}
+	runbook := regexp.MustCompile(`(?m)^\s+runbook_url: "([^"#]+)#([^"]+)"$`)
+	for _, b := range blocks {
+		alert, _, _ := strings.Cut(b, "\n")
+		for _, want := range []string{"severity: ", "summary: ", "description: "} {
+			if !strings.Contains(b, want) {
+				t.Errorf("alert %s has no %s", alert, strings.TrimSuffix(want, ": "))
+			}
+		}
+		m := runbook.FindStringSubmatch(b)
+		if m == nil {
+			t.Errorf("alert %s has no runbook_url of the form \"docs/PAGE.md#anchor\"", alert)
+			continue
+		}
+		if anchor := strings.ToLower(alert); m[2] != anchor {
+			t.Errorf("alert %s links to #%s; its section's anchor is #%s", alert, m[2], anchor)
+		}
+		if !headingAnchors(t, filepath.Join(top, m[1]))[m[2]] {
+			t.Errorf("alert %s links to %s#%s, which has no such heading", alert, m[1], m[2])
+		}
+	}
+	page := filepath.Join(top, "docs", "operating.md")
+	text, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := headingAnchors(t, page)
+	for _, m := range regexp.MustCompile(`\]\(#([^)]+)\)`).FindAllStringSubmatch(string(text), -1) {
+		if !anchors[m[1]] {
+			t.Errorf("%s links to #%s, which is none of its headings", page, m[1])
+		}
+	}
+}
+
+// headingAnchors returns the anchors GitHub gives the headings of a
+// Markdown file: lower case, punctuation but - and _ dropped, spaces as
+// hyphens.
+func headingAnchors(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	drop := regexp.MustCompile(`[^\p{L}\p{N} _-]`)
+	for _, line := range strings.Split(string(data), "\n") {
+		heading, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
+		if !strings.HasPrefix(line, "#") || !ok {
+			continue
+		}
+		anchors[strings.ReplaceAll(drop.ReplaceAllString(strings.ToLower(heading), ""), " ", "-")] = true
+	}
+	return anchors
+}
+
+// TestTheDocsGiveTheFailureNoticesMessageID: the MESSAGE_ID that
+// docs/operating.md and the drop-ins tell the reader to look for is the
+// one the notice writes.
+func TestTheDocsGiveTheFailureNoticesMessageID(t *testing.T) {
+	unit, err := os.ReadFile(filepath.Join(top, "deploy", "systemd", "daemon-failure@.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := regexp.MustCompile(`MESSAGE_ID=([0-9a-f]{32})`)
+	m := regexp.MustCompile(`echo MESSAGE_ID=([0-9a-f]{32})`).FindSubmatch(unit)
+	if m == nil {
+		t.Fatal("daemon-failure@.service writes no MESSAGE_ID")
+	}
+	want := string(m[1])
+	files := docs(t)
+	named := 0
+	for name, text := range files {
+		for _, got := range id.FindAllStringSubmatch(text, -1) {
+			named++
+			if got[1] != want {
+				t.Errorf("%s gives MESSAGE_ID=%s; the notice writes %s", name, got[1], want)
+			}
+		}
+	}
+	if named < 3 {
+		t.Errorf("the docs give the notice's MESSAGE_ID %d times; docs/operating.md should, at least", named)
+	}
+}
