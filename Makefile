@@ -31,7 +31,7 @@ run: build ## run the daemon locally on 127.0.0.1:8080, state in ./var, the API 
 deps: ## install what make test needs (as root, from Debian's packages), or say what to install
 	@bash tools/deps.sh
 
-test: deps build test-units test-seam test-deb ## vet, check formatting, run the tests, check the units, the seam and the package
+test: deps build test-units test-seam test-deb test-alerts ## vet, check formatting, run the tests, check the units, the seam and the package
 	@test -z "$$(gofmt -l cmd internal test tools bench)" || { gofmt -l cmd internal test tools bench; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags systemd ./...
@@ -65,6 +65,10 @@ drop-example: ## delete the example service and all that is only its, and run in
 
 test-rename: ## rename a copy of the tree and check that it builds, tests and packages (HARNESS=1: and runs under systemd; DROP=1: without the example)
 	HARNESS=$(HARNESS) DROP=$(DROP) GO=$(GO) bash tools/rename/check.sh
+
+test-alerts: ## check the alerting rules in deploy/prometheus and run their unit tests, with promtool
+	promtool check rules deploy/prometheus/$(NAME).rules.yml
+	promtool test rules deploy/prometheus/$(NAME).rules.test.yml
 
 test-units: build ## the shipped config is valid; systemd-analyze verify and security on deploy/systemd
 	$(BIN) -check-config -config deploy/config.toml

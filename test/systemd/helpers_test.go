@@ -24,6 +24,8 @@
 //	example_*_test.go   the example app's scenarios (its greeting and notes),
 //	                    which leave with it; nothing else uses them
 //	failure_test.go     failed starts
+//	failurenotice_test.go  the failure notice OnFailure= starts: after a
+//	                    failure for good, and (by version) after a restart
 //	faults_test.go      daemon-reexec, a journald restart
 //	fdstore_test.go     what the daemon keeps in, and takes out of, the FD store
 //	health_test.go      the health check and systemd's watchdog, running and
