@@ -94,7 +94,7 @@ func TestTheHealthSwitchStarvesTheWatchdog(t *testing.T) {
 	const interval = 200 * time.Millisecond
 	d := start(t, options{config: "instruments.enabled = true\n", watchdog: interval, credentials: withToken(t, instrumentToken)})
 	d.ready(t)
-	if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
+	if msg := d.notify.Next(t, wait); msg != watchdogPing {
 		t.Fatalf("got %q, want WATCHDOG=1 while healthy", msg)
 	}
 	for _, state := range []string{"fail", "hang"} {
@@ -111,7 +111,7 @@ func TestTheHealthSwitchStarvesTheWatchdog(t *testing.T) {
 			t.Errorf("after state=%s the daemon still sent %q", state, msg)
 		}
 		instrument(t, "POST", d.url+"/debug/health?state=ok", instrumentToken)
-		if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
+		if msg := d.notify.Next(t, wait); msg != watchdogPing {
 			t.Errorf("after state=ok: %q, want WATCHDOG=1", msg)
 		}
 		if code, _ := get(t, d.url+"/healthz"); code != http.StatusOK {

@@ -171,7 +171,7 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	if k.StoreListener && origin == passedIn && !listensOn(ln, k.cfg.Listen.String()) {
 		log.Info("the stored socket listens elsewhere; opening one on the configured address",
 			"stored", ln.Addr().String(), "listen", k.cfg.Listen.String())
-		k.notify(systemd.FDStoreRemove(mainSocket)...)
+		k.notify(systemd.FDStoreRemove(mainSocket))
 		ln.Close()
 		if ln, origin, err = listen(nil, nil, k.cfg.Listen.String()); err != nil {
 			return err
@@ -202,7 +202,7 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// start (a renamed one, say); take it out.
 	if k.StoreListener {
 		for _, name := range append(refused, unused...) {
-			k.notify(systemd.FDStoreRemove(name)...)
+			k.notify(systemd.FDStoreRemove(name))
 		}
 	}
 	k.Metrics.SetSocketActivated(origin == passedIn)
@@ -263,7 +263,7 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
 	// and units ordered After= this one start.
 	k.setReady(true)
-	k.notify(systemd.Ready, systemd.Status("%s", serving))
+	k.notify(systemd.Ready(serving))
 	log.Info("ready", "addr", ln.Addr().String(), "origin", origin)
 
 	// 6. The watchdog, fed only while the app's health check passes, so
@@ -329,13 +329,11 @@ wait:
 	k.setReady(false)
 	conns.drain()
 	drain := k.cfg.DrainTimeout.Duration
-	k.notify(systemd.Stopping,
-		systemd.Status("Stopping: finishing in-flight requests (at most %s)", drain),
-		// Ask for the drain's time, and a little for exiting, in case it
-		// is longer than TimeoutStopSec=. In this datagram it also puts off
-		// a watchdog re-armed by a ping systemd read late (docs/lifecycle.md,
-		// step 6).
-		systemd.ExtendTimeout(drain+5*time.Second))
+	// Ask for the drain's time, and a little for exiting, in case it is
+	// longer than TimeoutStopSec=. In this datagram it also puts off a
+	// watchdog re-armed by a ping systemd read late (docs/lifecycle.md,
+	// step 6).
+	k.notify(systemd.Stopping(fmt.Sprintf("Stopping: finishing in-flight requests (at most %s)", drain), drain+5*time.Second))
 	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	// A second SIGTERM or SIGINT (an impatient operator, Ctrl-C twice) cuts
@@ -398,7 +396,7 @@ func (k *kit[C]) start(ctx context.Context, stops, reloads <-chan os.Signal) (re
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		if k.starting {
-			k.notify(systemd.Status("%s", status), systemd.ExtendTimeout(more))
+			k.notify(systemd.Progress(status, more))
 		}
 	}
 	started := make(chan error, 1)
@@ -428,7 +426,7 @@ func (k *kit[C]) start(ctx context.Context, stops, reloads <-chan os.Signal) (re
 		}
 		k.mu.Lock()
 		k.starting = false
-		k.notify(systemd.Stopping, systemd.Status("Stopping: the start was interrupted"))
+		k.notify(systemd.Stopping("Stopping: the start was interrupted", 0))
 		k.mu.Unlock()
 		cancel()
 		if err := <-started; err != nil && !errors.Is(err, context.Canceled) {
@@ -588,17 +586,17 @@ func (k *kit[C]) setReady(ready bool) {
 	k.Metrics.SetReady(ready)
 }
 
-// reload answers SIGHUP. RELOADING=1 and MONOTONIC_USEC= go in one datagram;
-// READY=1 ends the reload whether it worked or not, because the daemon keeps
+// reload answers SIGHUP. RELOADING=1 begins it (systemd.Reloading); READY=1
+// ends it whether it worked or not, because the daemon keeps
 // serving either way; STATUS= says which. The new file applies only when
 // all of it is valid, the daemon's settings and the app's alike.
 func (k *kit[C]) reload(serving string) {
-	k.notify(systemd.Reloading, systemd.MonotonicUsec(), systemd.Status("Reloading configuration"))
+	k.notify(systemd.Reloading("Reloading configuration"))
 	next, app, err := k.ConfigFile.Load()
 	k.Metrics.Reloaded(err == nil)
 	if err != nil {
 		k.Logger.Error("reload failed; still using the previous configuration", "err", err)
-		k.notify(systemd.Ready, systemd.Status("%s; reload failed, still using the previous configuration: %v", serving, err))
+		k.notify(systemd.Ready(fmt.Sprintf("%s; reload failed, still using the previous configuration: %v", serving, err)))
 		return
 	}
 	// What was set up at the start stays as it was until the next one.
@@ -621,7 +619,7 @@ func (k *kit[C]) reload(serving string) {
 	k.App.Apply(app)
 	k.cfg = next
 	k.Logger.Info("configuration reloaded")
-	k.notify(systemd.Ready, systemd.Status("%s", serving))
+	k.notify(systemd.Ready(serving))
 }
 
 // reloadToken reads the API token again: a credential rotated where the
@@ -668,7 +666,7 @@ func (k *kit[C]) feedWatchdog(ctx context.Context) {
 		}
 		k.Metrics.WatchdogPing(err == nil)
 		if err == nil {
-			k.notify(systemd.Watchdog)
+			k.notify(systemd.Watchdog())
 		}
 		k.mu.Unlock()
 		if err != nil {
@@ -707,14 +705,14 @@ func heapReleased() int64 {
 
 // notify sends to systemd and logs a failure: a lost status message is worth
 // a log line, not the daemon's life.
-func (k *kit[C]) notify(assignments ...string) {
+func (k *kit[C]) notify(m systemd.Message) {
 	if k.Systemd.Notifier.Enabled() {
-		k.Logger.Debug("sd_notify", "sent", strings.Join(assignments, " "))
+		k.Logger.Debug("sd_notify", "sent", strings.Join(m, " "))
 	}
 	// A notify socket that stops answering would otherwise log a warning
 	// at every watchdog ping: say so once when it starts failing, and once
 	// when it works again.
-	err := k.Systemd.Notifier.Notify(assignments...)
+	err := k.Systemd.Notifier.Notify(m)
 	switch failing := err != nil; {
 	case failing && !k.notifyFailing.Swap(true):
 		k.Logger.Warn("sd_notify failed; further failures are not logged until it works again", "err", err)

@@ -39,6 +39,9 @@ import (
 
 const wait = 10 * time.Second
 
+// watchdogPing is the message that feeds the watchdog.
+const watchdogPing = "WATCHDOG=1"
+
 // testConfig is testApp's part of the configuration file.
 type testConfig struct {
 	Greeting string `toml:"greeting"`
@@ -318,7 +321,7 @@ func get(t *testing.T, url string) (int, string) {
 // variables, in order.
 func expect(t *testing.T, d *daemon, keys ...string) map[string]string {
 	t.Helper()
-	msg := d.notify.NextExcept(t, wait, systemd.Watchdog)
+	msg := d.notify.NextExcept(t, wait, watchdogPing)
 	if got := systemdtest.Keys(msg); !slices.Equal(got, keys) {
 		t.Fatalf("notify message %q: variables %v, want %v", msg, got, keys)
 	}
@@ -482,7 +485,7 @@ func TestWatchdogPingsAtHalfTheInterval(t *testing.T) {
 	last := time.Now()
 	var gaps []time.Duration
 	for range 5 {
-		if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
+		if msg := d.notify.Next(t, wait); msg != watchdogPing {
 			t.Fatalf("got %q, want WATCHDOG=1", msg)
 		}
 		gaps = append(gaps, time.Since(last))
@@ -500,7 +503,7 @@ func TestWatchdogStopsWhenHealthCheckFails(t *testing.T) {
 	const interval = 400 * time.Millisecond
 	d := start(t, options{watchdog: interval})
 	d.ready(t)
-	if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
+	if msg := d.notify.Next(t, wait); msg != watchdogPing {
 		t.Fatalf("got %q, want WATCHDOG=1 while healthy", msg)
 	}
 	d.app.wedged.Store(true)
@@ -532,7 +535,7 @@ func TestWatchdogIsNotFedWhileStopping(t *testing.T) {
 	const interval = 100 * time.Millisecond
 	d := start(t, options{watchdog: interval})
 	d.ready(t)
-	if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
+	if msg := d.notify.Next(t, wait); msg != watchdogPing {
 		t.Fatalf("got %q, want WATCHDOG=1", msg)
 	}
 	slow := startRequest(t, d, d.url+"/sleep?d=800ms")
@@ -1356,7 +1359,7 @@ func TestStopDuringAReloadIsNotLost(t *testing.T) {
 	feed()
 	expect(t, d, "READY", "STATUS")
 	for {
-		msg := d.notify.NextExcept(t, wait, systemd.Watchdog)
+		msg := d.notify.NextExcept(t, wait, watchdogPing)
 		if strings.HasPrefix(msg, "RELOADING=1") {
 			feed()
 			continue
@@ -1374,7 +1377,7 @@ func TestStopDuringAReloadIsNotLost(t *testing.T) {
 func TestAHungHealthCheckDoesNotHoldTheStop(t *testing.T) {
 	d := start(t, options{watchdog: 100 * time.Millisecond})
 	d.ready(t)
-	if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
+	if msg := d.notify.Next(t, wait); msg != watchdogPing {
 		t.Fatalf("got %q, want WATCHDOG=1", msg)
 	}
 	d.app.hung.Store(true)

@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -78,9 +77,10 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 	// status` shows it, as well as on stderr: STATUS= with the reason, and
 	// ERRNO= when an errno is at the bottom of it (sd_notify(3)). systemd
 	// keeps both (StatusText, StatusErrno) until the unit starts again.
+	// A lost message costs nothing more: the error goes to stderr too.
 	defer func() {
 		if err != nil {
-			reportFailure(passed.Notifier, err)
+			_ = passed.Notifier.Notify(systemd.Failed(err))
 		}
 	}()
 	name := filepath.Base(args[0])
@@ -195,17 +195,6 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 		Token:         token,
 		App:           a,
 	})
-}
-
-// reportFailure tells systemd why the daemon is about to exit with err.
-// A lost message costs nothing more: the error goes to stderr too.
-func reportFailure(n *systemd.Notifier, err error) {
-	msg := []string{systemd.Status("Failed: %v", err)}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		msg = append(msg, systemd.Errno(errno))
-	}
-	_ = n.Notify(msg...)
 }
 
 // defaultConfigPath is config.toml in the directory systemd's
