@@ -2,9 +2,10 @@
 // every daemon needs whatever its app does: the systemd protocol, GET
 // /healthz, GET /readyz, GET /metrics, request metrics, panic recovery, the
 // reload of the configuration and the drain. Run reads top to bottom in the
-// order things happen: catch signals, take the listening sockets, start the
-// app, serve, tell systemd READY=1, then answer SIGHUP with a reload and
-// SIGTERM with a drain, feeding the watchdog while the app is healthy.
+// order things happen: take the listening sockets, start the app, serve,
+// tell systemd READY=1, then answer SIGHUP with a reload and SIGTERM with a
+// drain, feeding the watchdog while the app is healthy. The signals come in
+// caught already: main catches them first of all (CatchSignals).
 //
 // The app, the part that is a particular service, implements App.
 package lifecycle
@@ -18,14 +19,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	runtimemetrics "runtime/metrics"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"example.com/daemon/internal/auth"
@@ -76,7 +75,10 @@ type Progress func(status string, more time.Duration)
 
 // Daemon is what Run needs, all of it passed in.
 type Daemon[C any] struct {
-	Logger *slog.Logger
+	// Signals ask for a stop or a reload; main caught them before anything
+	// else (CatchSignals).
+	Signals Signals
+	Logger  *slog.Logger
 	// LogLevel is the logger's level; a reload sets it.
 	LogLevel *slog.LevelVar
 	// Systemd is what systemd passed in: the notify socket, the listening
@@ -142,18 +144,11 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 		log.Warn(why)
 	}
 
-	// 1. Signals, first of all. systemd may send SIGTERM (`systemctl stop`)
-	// while the app is still starting, and SIGHUP the moment the unit is
-	// active; a signal not yet caught ends the process by its default
-	// action (SIGHUP's too), so that Close would never run. Stops and
-	// reloads wait in channels of their own: a SIGHUP waiting its turn
-	// must not crowd out the SIGTERM behind it.
-	stops := make(chan os.Signal, 1)
-	signal.Notify(stops, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(stops)
-	reloads := make(chan os.Signal, 1)
-	signal.Notify(reloads, syscall.SIGHUP)
-	defer signal.Stop(reloads)
+	// 1. Signals, first of all: main caught them before it read the
+	// configuration (CatchSignals), so that neither a SIGTERM nor a SIGHUP
+	// sent meanwhile ends the process by its default action; a stop or a
+	// reload asked for since waits in k.Signals for the steps below.
+	stops, reloads := k.Signals.Stop, k.Signals.Reload
 
 	// 2. The listening socket: systemd's, if it passed one, else our own.
 	// With socket activation systemd opened the port before starting us and

@@ -32,10 +32,13 @@ import (
 	"example.com/daemon/internal/systemd/systemdtest"
 )
 
-// These tests run the real lifecycle with a real notify socket, a real
-// configuration file and real signals sent to the test process itself (so
-// they do not run in parallel). The app is testApp below, not the example
-// service: whatever app plugs in, the lifecycle behaves the same.
+// These tests run the real lifecycle with a real notify socket, real
+// sockets and a real configuration file. Stops and reloads come in through
+// the channels Run is given, as the signals main catches do, so each test
+// has its own and most run in parallel; that main wires real signals to
+// them is tested at the process boundary (internal/service). The app is
+// testApp below, not the example service: whatever app plugs in, the
+// lifecycle behaves the same.
 
 const wait = 10 * time.Second
 
@@ -158,8 +161,11 @@ type daemon struct {
 	app        *testApp
 	logs       *systemdtest.SyncBuffer
 	configPath string
-	done       chan struct{} // closed when Run returned, with err set
-	err        error
+	// stops and reloads are the daemon's Signals, held as main's are,
+	// one signal each until Run takes it.
+	stops, reloads chan os.Signal
+	done           chan struct{} // closed when Run returned, with err set
+	err            error
 }
 
 type options struct {
@@ -216,6 +222,8 @@ func start(t *testing.T, o options) *daemon {
 		app:        a,
 		logs:       logs,
 		configPath: configPath,
+		stops:      make(chan os.Signal, 1),
+		reloads:    make(chan os.Signal, 1),
 		done:       make(chan struct{}),
 	}
 	listeners := systemd.Listeners{"http": {ln}}
@@ -231,6 +239,7 @@ func start(t *testing.T, o options) *daemon {
 	go func() {
 		defer close(d.done)
 		d.err = lifecycle.Run(ctx, lifecycle.Daemon[testConfig]{
+			Signals:  lifecycle.Signals{Stop: d.stops, Reload: d.reloads},
 			Logger:   logger,
 			LogLevel: level,
 			Systemd: systemd.Passed{
@@ -290,16 +299,24 @@ func (d *daemon) reloadWith(t *testing.T, cfg string) map[string]string {
 	if err := os.WriteFile(d.configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	signal(t, syscall.SIGHUP)
+	d.signal(t, syscall.SIGHUP)
 	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS")
 	return expect(t, d, "READY", "STATUS")
 }
 
-// signal sends sig to this process, where Run is listening for it.
-func signal(t *testing.T, sig syscall.Signal) {
+// signal hands sig to Run as main would once it caught it: SIGHUP asks for
+// a reload, SIGTERM and SIGINT for a stop. It returns once the signal waits
+// in its channel, where Run takes it when it is ready to.
+func (d *daemon) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
-	if err := syscall.Kill(os.Getpid(), sig); err != nil {
-		t.Fatal(err)
+	to := d.stops
+	if sig == syscall.SIGHUP {
+		to = d.reloads
+	}
+	select {
+	case to <- sig:
+	case <-time.After(wait):
+		t.Fatalf("%v: the previous one is still waiting for Run", sig)
 	}
 }
 
@@ -343,7 +360,7 @@ func TestNotifiesReadyReloadingReadyStoppingInOrder(t *testing.T) {
 	}
 
 	before := monotonicUsec(t)
-	signal(t, syscall.SIGHUP)
+	d.signal(t, syscall.SIGHUP)
 	reloading := expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS")
 	after := monotonicUsec(t)
 	// systemd compares MONOTONIC_USEC with its own CLOCK_MONOTONIC reading
@@ -353,7 +370,7 @@ func TestNotifiesReadyReloadingReadyStoppingInOrder(t *testing.T) {
 	}
 	expect(t, d, "READY", "STATUS")
 
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	stopping := expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
 	// The drain may take drain_timeout (10s by default), and exiting a
 	// little more: 15 s, in microseconds.
@@ -429,7 +446,7 @@ func TestReloadAppliesNewConfig(t *testing.T) {
 	if _, body := get(t, d.url+"/"); body != "new\n" {
 		t.Errorf("GET / after reload = %q, want the new greeting", body)
 	}
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	stopping := expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
 	if got := stopping["EXTEND_TIMEOUT_USEC"]; got != "8000000" {
 		t.Errorf("stopping with drain_timeout 3s from the reload: EXTEND_TIMEOUT_USEC=%q, want 8000000 (3 s + 5 s)", got)
@@ -452,7 +469,7 @@ func TestReloadKeepsOldConfigWhenNewOneIsInvalid(t *testing.T) {
 	if _, body := get(t, d.url+"/"); body != "old\n" {
 		t.Errorf("GET / after a failed reload = %q, want the old greeting", body)
 	}
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	if got := expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")["EXTEND_TIMEOUT_USEC"]; got != "7000000" {
 		t.Errorf("after a failed reload, EXTEND_TIMEOUT_USEC=%q, want the old drain_timeout's 7000000", got)
 	}
@@ -539,7 +556,7 @@ func TestWatchdogIsNotFedWhileStopping(t *testing.T) {
 		t.Fatalf("got %q, want WATCHDOG=1", msg)
 	}
 	slow := startRequest(t, d, d.url+"/sleep?d=800ms")
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
 	if msg, ok := d.notify.NextOrNone(500 * time.Millisecond); ok {
 		t.Errorf("got %q during the drain, want nothing after STOPPING=1", msg)
@@ -554,7 +571,7 @@ func TestStopDrainsInFlightRequests(t *testing.T) {
 	d := start(t, options{config: `drain_timeout = "5s"`})
 	d.ready(t)
 	slow := startRequest(t, d, d.url+"/sleep?d=500ms")
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
 	// The slow request's connection is still open, and readiness is
 	// withdrawn from the moment stopping begins.
@@ -580,7 +597,7 @@ func TestStopGivesUpOnRequestsPastTheDrainTimeout(t *testing.T) {
 	d := start(t, options{config: `drain_timeout = "100ms"`})
 	d.ready(t)
 	slow := startRequest(t, d, d.url+"/sleep?d=1h")
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	d.stopped(t)
 	if v := metric(t, d, "daemon_draining_connections"); v != 0 {
 		t.Errorf("daemon_draining_connections = %v after the stop, want 0", v)
@@ -594,14 +611,14 @@ func TestSecondStopSignalEndsTheDrainAtOnce(t *testing.T) {
 	d := start(t, options{config: `drain_timeout = "1h"`})
 	d.ready(t)
 	slow := startRequest(t, d, d.url+"/sleep?d=1h")
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
 	select {
 	case <-d.done:
 		t.Fatal("Run returned before the drain timeout with a request in flight")
 	case <-time.After(100 * time.Millisecond):
 	}
-	signal(t, syscall.SIGINT)
+	d.signal(t, syscall.SIGINT)
 	d.stopped(t)
 	if r := <-slow; r.err == nil {
 		t.Errorf("the in-flight request completed (%d); want its connection closed", r.code)
@@ -613,7 +630,7 @@ func TestSecondStopSignalEndsTheDrainAtOnce(t *testing.T) {
 // closes the app and returns nil: a clean exit, not death by signal.
 func TestStopDuringStartCancelsIt(t *testing.T) {
 	d, a := startHeld(t, "")
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	stopping := expect(t, d, "STOPPING", "STATUS")
 	if !strings.Contains(stopping["STATUS"], "start was interrupted") {
 		t.Errorf("STATUS=%q, want it to say the start was interrupted", stopping["STATUS"])
@@ -637,7 +654,7 @@ func TestReloadDuringStartFollowsReady(t *testing.T) {
 	if err := os.WriteFile(d.configPath, []byte(`greeting = "new"`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	signal(t, syscall.SIGHUP)
+	d.signal(t, syscall.SIGHUP)
 	// The signal is taken before Start returns: wait for the log line.
 	for !strings.Contains(d.logs.String(), "reload requested while starting") {
 		time.Sleep(time.Millisecond)
@@ -753,7 +770,7 @@ func TestStopAnswersEveryConnectionItAccepted(t *testing.T) {
 				t.Fatalf("GET /healthz: %d", code)
 			}
 		}
-		signal(t, syscall.SIGTERM)
+		d.signal(t, syscall.SIGTERM)
 		<-d.done
 		// The next instance: serve what is left in the backlog.
 		next := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -1006,7 +1023,7 @@ func TestStopDoesNotWaitForASilentConnection(t *testing.T) {
 	if code, _ := get(t, d.url+"/healthz"); code != 200 {
 		t.Fatalf("GET /healthz: %d", code)
 	}
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	select {
 	case <-d.done:
 		if d.err != nil {
@@ -1163,7 +1180,7 @@ func TestMetricsFollowTheLifecycle(t *testing.T) {
 	if err := os.WriteFile(d.configPath, []byte("greeting = 1"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	signal(t, syscall.SIGHUP)
+	d.signal(t, syscall.SIGHUP)
 	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS")
 	expect(t, d, "READY", "STATUS")
 	if v := metric(t, d, "daemon_reloads_total", "result", "failure"); v != 1 {
@@ -1175,7 +1192,7 @@ func TestMetricsFollowTheLifecycle(t *testing.T) {
 	if err := os.WriteFile(d.configPath, []byte(`greeting = "two"`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	signal(t, syscall.SIGHUP)
+	d.signal(t, syscall.SIGHUP)
 	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS")
 	expect(t, d, "READY", "STATUS")
 	if v := metric(t, d, "daemon_reloads_total", "result", "success"); v != 1 {
@@ -1185,7 +1202,7 @@ func TestMetricsFollowTheLifecycle(t *testing.T) {
 		t.Errorf("daemon_last_reload_success = %v after a good reload, want 1", v)
 	}
 
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
 	<-d.done
 	if v := metric(t, d, "daemon_ready"); v != 0 {
@@ -1348,14 +1365,12 @@ func TestStopDuringAReloadIsNotLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	feed := func() { go os.WriteFile(d.configPath, []byte(`greeting = "b"`), 0o600) }
-	signal(t, syscall.SIGHUP)
+	d.signal(t, syscall.SIGHUP)
 	expect(t, d, "RELOADING", "MONOTONIC_USEC", "STATUS") // the reload now waits on the FIFO
-	signal(t, syscall.SIGHUP)
-	signal(t, syscall.SIGTERM)
-	// A signal is not acknowledged: give the runtime a moment to queue
-	// both before the reload goes on. (Too short a moment makes the test
-	// pass without showing anything, never fail.)
-	time.Sleep(100 * time.Millisecond)
+	// Both wait in their channels, as caught signals do, before the
+	// reload goes on.
+	d.signal(t, syscall.SIGHUP)
+	d.signal(t, syscall.SIGTERM)
 	feed()
 	expect(t, d, "READY", "STATUS")
 	for {
@@ -1383,7 +1398,7 @@ func TestAHungHealthCheckDoesNotHoldTheStop(t *testing.T) {
 	d.app.hung.Store(true)
 	defer close(d.app.release)
 	d.notify.NextOrNone(100 * time.Millisecond) // a ping on its way; then the check hangs
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
 	d.stopped(t)
 }
@@ -1529,7 +1544,7 @@ func TestMemoryPressureGivesMemoryBack(t *testing.T) {
 	}
 	// The watch ends with the daemon: once Run has returned, nobody has
 	// the FIFO open for reading.
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	d.stopped(t)
 	if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); !errors.Is(err, syscall.ENXIO) {
 		if err == nil {
@@ -1566,7 +1581,7 @@ func TestAMemoryPressureWatchThatCannotBeSetUpIsLoggedOnce(t *testing.T) {
 			if code, _ := get(t, d.url+"/"); code != 200 {
 				t.Errorf("GET / = %d", code)
 			}
-			signal(t, syscall.SIGTERM)
+			d.signal(t, syscall.SIGTERM)
 			d.stopped(t)
 			if n := strings.Count(d.logs.String(), "not watching for memory pressure"); n != tc.warnings {
 				t.Errorf("%d warnings, want %d:\n%s", n, tc.warnings, d.logs)
@@ -1626,7 +1641,7 @@ func TestAStopServesTheConnectionAcceptWasHolding(t *testing.T) {
 	defer second.Close()
 	io.WriteString(second, rawGet)
 	time.Sleep(50 * time.Millisecond) // let Accept take it and hold it
-	signal(t, syscall.SIGTERM)
+	d.signal(t, syscall.SIGTERM)
 	second.SetReadDeadline(time.Now().Add(wait))
 	resp, err := http.ReadResponse(bufio.NewReader(second), nil)
 	if err != nil {

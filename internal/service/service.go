@@ -70,8 +70,9 @@ type Deps[C any] struct {
 
 // Run is the whole program: it reads the command line and the configuration,
 // builds the logger, the metrics and the app, and runs the lifecycle. args,
-// getenv, passed and the two streams are all it knows of the process.
-func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(string) string, passed systemd.Passed, stdout, stderr io.Writer) (err error) {
+// getenv, the signals main caught, what systemd passed and the two streams
+// are all it knows of the process.
+func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(string) string, signals lifecycle.Signals, passed systemd.Passed, stdout, stderr io.Writer) (err error) {
 	// A daemon that cannot start (a bad file, a port in use, state it
 	// cannot read), or that stops on an error, says why where `systemctl
 	// status` shows it, as well as on stderr: STATUS= with the reason, and
@@ -184,6 +185,7 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 		return err
 	}
 	return lifecycle.Run(ctx, lifecycle.Daemon[C]{
+		Signals:       signals,
 		Logger:        logger,
 		LogLevel:      level,
 		Systemd:       passed,

@@ -51,6 +51,7 @@ func (a *app) Routes(handle func(string, http.Handler)) {
 }
 
 func main() {
+	signals := lifecycle.CatchSignals() // before anything else, as cmd/daemon does
 	passed, err := systemd.Take()
 	if err == nil {
 		err = service.Run(context.Background(), service.Service[settings]{
@@ -60,7 +61,7 @@ func main() {
 				a.Apply(d.Config)
 				return a, nil
 			},
-		}, os.Args, os.Getenv, passed, os.Stdout, os.Stderr)
+		}, os.Args, os.Getenv, signals, passed, os.Stdout, os.Stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", filepath.Base(os.Args[0]), err)
