@@ -40,7 +40,7 @@ func main() {
 
 // run is the whole program; main only hands it the outside world.
 func run(ctx context.Context, args []string, getenv func(string) string, signals lifecycle.Signals, passed systemd.Passed, stdout, stderr io.Writer) error {
-	return service.Run(ctx, service.Service[app.Config]{
+	return service.Run(ctx, service.AppSpec[app.Config]{
 		AppDefaults:   app.DefaultConfig,
 		NeedsStateDir: app.NeedsStateDir,
 		New:           app.New,

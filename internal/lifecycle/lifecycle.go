@@ -73,8 +73,8 @@ type MemoryReleaser interface {
 // stops calling it, and still is.
 type Progress func(status string, more time.Duration)
 
-// Daemon is what Run needs, all of it passed in.
-type Daemon[C any] struct {
+// Options are what Run needs, all of it passed in.
+type Options[C any] struct {
 	// Signals ask for a stop or a reload; main caught them before anything
 	// else (CatchSignals).
 	Signals Signals
@@ -109,10 +109,10 @@ const (
 	metricsSocket = "metrics"
 )
 
-// kit is a running daemon's state: what Run was given, and what changes
-// while it runs.
-type kit[C any] struct {
-	Daemon[C]
+// daemon is a running daemon's state: what Run was given, and what
+// changes while it runs.
+type daemon[C any] struct {
+	Options[C]
 	cfg   config.Config // the configuration in force; reloads replace it
 	ready atomic.Bool   // what GET /readyz answers
 
@@ -130,32 +130,32 @@ type kit[C any] struct {
 
 // Run runs the daemon until SIGTERM or SIGINT (or ctx) stops it. A clean
 // stop, including one requested before the start finished, returns nil.
-func Run[C any](ctx context.Context, d Daemon[C]) error {
-	k := &kit[C]{Daemon: d, cfg: d.Config}
-	if k.LogLevel == nil {
-		k.LogLevel = new(slog.LevelVar)
+func Run[C any](ctx context.Context, o Options[C]) error {
+	d := &daemon[C]{Options: o, cfg: o.Config}
+	if d.LogLevel == nil {
+		d.LogLevel = new(slog.LevelVar)
 	}
-	if k.Token == nil {
-		k.Token = auth.NewToken(k.Systemd.Credentials)
+	if d.Token == nil {
+		d.Token = auth.NewToken(d.Systemd.Credentials)
 	}
-	k.instrumentsOn.Store(k.cfg.Instruments.Enabled)
-	log := k.Logger
-	if why := k.Systemd.Notifier.Unsupported(); why != "" {
+	d.instrumentsOn.Store(d.cfg.Instruments.Enabled)
+	log := d.Logger
+	if why := d.Systemd.Notifier.Unsupported(); why != "" {
 		log.Warn(why)
 	}
 
 	// 1. Signals, first of all: main caught them before it read the
 	// configuration (CatchSignals), so that neither a SIGTERM nor a SIGHUP
 	// sent meanwhile ends the process by its default action; a stop or a
-	// reload asked for since waits in k.Signals for the steps below.
-	stops, reloads := k.Signals.Stop, k.Signals.Reload
+	// reload asked for since waits in d.Signals for the steps below.
+	stops, reloads := d.Signals.Stop, d.Signals.Reload
 
 	// 2. The listening socket: systemd's, if it passed one, else our own.
 	// With socket activation systemd opened the port before starting us and
 	// keeps it open across restarts; binding a port ourselves then would
 	// fail, or worse, listen where no client is sent.
-	passed, unusable := k.Systemd.Listeners, k.Systemd.Unusable
-	ln, origin, err := listen(passed, unusable, k.cfg.Listen.String())
+	passed, unusable := d.Systemd.Listeners, d.Systemd.Unusable
+	ln, origin, err := listen(passed, unusable, d.cfg.Listen.String())
 	if err != nil {
 		return err
 	}
@@ -163,17 +163,17 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// opened. If the configuration now names another address, that socket
 	// leaves the store and a new one is opened: a changed listen takes
 	// effect at the next restart, not only once the store is empty.
-	if k.StoreListener && origin == passedIn && !listensOn(ln, k.cfg.Listen.String()) {
+	if d.StoreListener && origin == passedIn && !listensOn(ln, d.cfg.Listen.String()) {
 		log.Info("the stored socket listens elsewhere; opening one on the configured address",
-			"stored", ln.Addr().String(), "listen", k.cfg.Listen.String())
-		k.notify(systemd.FDStoreRemove(mainSocket))
+			"stored", ln.Addr().String(), "listen", d.cfg.Listen.String())
+		d.notify(systemd.FDStoreRemove(mainSocket))
 		ln.Close()
-		if ln, origin, err = listen(nil, nil, k.cfg.Listen.String()); err != nil {
+		if ln, origin, err = listen(nil, nil, d.cfg.Listen.String()); err != nil {
 			return err
 		}
 	}
 	defer ln.Close()
-	metricsLn, err := listenMetrics(passed, k.MetricsListen)
+	metricsLn, err := listenMetrics(passed, d.MetricsListen)
 	if err != nil {
 		return err
 	}
@@ -195,12 +195,12 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	}
 	// From the store, a socket no longer used would come back at every
 	// start (a renamed one, say); take it out.
-	if k.StoreListener {
+	if d.StoreListener {
 		for _, name := range append(refused, unused...) {
-			k.notify(systemd.FDStoreRemove(name))
+			d.notify(systemd.FDStoreRemove(name))
 		}
 	}
-	k.Metrics.SetSocketActivated(origin == passedIn)
+	d.Metrics.SetSocketActivated(origin == passedIn)
 	serving := fmt.Sprintf("Serving on %s (%s)", ln.Addr(), origin)
 
 	// Without a .socket unit, systemd can still keep the port open across
@@ -208,8 +208,8 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// start (after a crash, a watchdog kill or a restart) finds it in
 	// LISTEN_FDS as if socket-activated. Clients then wait in the backlog
 	// instead of being refused while the daemon is down.
-	if k.StoreListener && origin == ownSocket {
-		if err := storeListener(k.Systemd.Notifier, ln); err != nil {
+	if d.StoreListener && origin == ownSocket {
+		if err := storeListener(d.Systemd.Notifier, ln); err != nil {
 			log.Warn("could not hand the listener to systemd's FD store", "err", err)
 		}
 	}
@@ -221,14 +221,14 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// read first: without one the daemon still serves, and refuses the
 	// routes that need it, saying how to give one; a token it cannot read
 	// (the wrong owner, say) stops the start, with the reason in STATUS=.
-	k.notify(systemd.Status("Starting"))
-	if _, err := k.Token.Load(); errors.Is(err, systemd.ErrNoCredential) {
+	d.notify(systemd.Status("Starting"))
+	if _, err := d.Token.Load(); errors.Is(err, systemd.ErrNoCredential) {
 		log.Warn("routes that need the API token are refused until the daemon has one", "err", err)
 	} else if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	reloadWaiting, stopped, err := k.start(ctx, stops, reloads)
-	defer k.App.Close()
+	reloadWaiting, stopped, err := d.start(ctx, stops, reloads)
+	defer d.App.Close()
 	if err != nil || stopped {
 		return err
 	}
@@ -236,37 +236,37 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// 4. Serve. The socket already listens, so from here on every connection
 	// is accepted and served, including one made the instant READY=1 arrives.
 	// Metrics have a listener of their own, or a route on the main one.
-	metricsOnMain := k.Metrics.Handler()
+	metricsOnMain := d.Metrics.Handler()
 	metricsServed := make(chan error, 1)
 	if metricsLn != nil {
 		metricsOnMain = nil
-		metricsSrv := k.newServer(k.Metrics.Handler(), nil)
+		metricsSrv := d.newServer(d.Metrics.Handler(), nil)
 		defer metricsSrv.Close() // after the drain, so that metrics show it
 		go func() { metricsServed <- metricsSrv.Serve(metricsLn) }()
 		serving += fmt.Sprintf(", metrics on %s", metricsLn.Addr())
 	}
-	conns := &connections{metrics: k.Metrics}
-	srv := k.newServer(k.handler(metricsOnMain), conns)
+	conns := &connections{metrics: d.Metrics}
+	srv := d.newServer(d.handler(metricsOnMain), conns)
 	// Past max_connections, a new client takes the slot of a slow client
 	// (a slowloris) or of a connection idle for a second, never of one with
 	// a request on its way, or else queues in the kernel's backlog rather
 	// than each costing the daemon a goroutine and buffers (limit.go).
-	accepting := newLimitListener(ln, k.cfg.HTTP.MaxConnections, k.Metrics.ConnectionShed, k.Metrics.AnsweredByServer)
+	accepting := newLimitListener(ln, d.cfg.HTTP.MaxConnections, d.Metrics.ConnectionShed, d.Metrics.AnsweredByServer)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(accepting) }()
 
 	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
 	// and units ordered After= this one start.
-	k.setReady(true)
-	k.notify(systemd.Ready(serving))
+	d.setReady(true)
+	d.notify(systemd.Ready(serving))
 	log.Info("ready", "addr", ln.Addr().String(), "origin", origin)
 
 	// 6. The watchdog, fed only while the app's health check passes, so
 	// that systemd restarts a daemon that hangs rather than one that dies.
 	watchdogCtx, stopWatchdog := context.WithCancel(context.Background())
 	defer stopWatchdog()
-	if k.Systemd.Watchdog > 0 {
-		go k.feedWatchdog(watchdogCtx)
+	if d.Systemd.Watchdog > 0 {
+		go d.feedWatchdog(watchdogCtx)
 	}
 	// Memory pressure, where systemd ≥ 254 says where to watch for it: the
 	// daemon gives back what it can before the kernel has to take it.
@@ -275,7 +275,7 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	pressureDone := make(chan struct{})
 	go func() {
 		defer close(pressureDone)
-		k.watchMemoryPressure(pressureCtx)
+		d.watchMemoryPressure(pressureCtx)
 	}()
 	defer func() { stopPressure(); <-pressureDone }()
 
@@ -283,7 +283,7 @@ func Run[C any](ctx context.Context, d Daemon[C]) error {
 	// asked for during the start is answered first. A server that fails
 	// ends the daemon too, through the same stop, with the error.
 	if reloadWaiting {
-		k.reload(serving)
+		d.reload(serving)
 	}
 	var failed error
 	serveEnded := false
@@ -291,7 +291,7 @@ wait:
 	for {
 		select {
 		case <-reloads:
-			k.reload(serving)
+			d.reload(serving)
 		case sig := <-stops:
 			log.Info("stop requested", "signal", sig.String())
 			break wait
@@ -318,17 +318,17 @@ wait:
 	// drain_timeout here, and by TimeoutStopSec= and EXTEND_TIMEOUT_USEC=
 	// in systemd.
 	stopWatchdog()
-	k.mu.Lock()
-	k.stopping = true // from here on no ping goes out, even from a check still running
-	k.mu.Unlock()
-	k.setReady(false)
+	d.mu.Lock()
+	d.stopping = true // from here on no ping goes out, even from a check still running
+	d.mu.Unlock()
+	d.setReady(false)
 	conns.drain()
-	drain := k.cfg.DrainTimeout.Duration
+	drain := d.cfg.DrainTimeout.Duration
 	// Ask for the drain's time, and a little for exiting, in case it is
 	// longer than TimeoutStopSec=. In this datagram it also puts off a
 	// watchdog re-armed by a ping systemd read late (docs/lifecycle.md,
 	// step 6).
-	k.notify(systemd.Stopping(fmt.Sprintf("Stopping: finishing in-flight requests (at most %s)", drain), drain+5*time.Second))
+	d.notify(systemd.Stopping(fmt.Sprintf("Stopping: finishing in-flight requests (at most %s)", drain), drain+5*time.Second))
 	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	// A second SIGTERM or SIGINT (an impatient operator, Ctrl-C twice) cuts
@@ -364,7 +364,7 @@ wait:
 		log.Warn("drain cut short; closing the remaining connections", "drain_timeout", drain, "cause", context.Cause(drainCtx))
 	}
 	srv.Close()
-	k.Metrics.SetDraining(0)
+	d.Metrics.SetDraining(0)
 	log.Info("stopped")
 	return failed
 }
@@ -374,32 +374,32 @@ wait:
 // kept for once the daemon is ready, since the configuration may change
 // again before then. It returns whether a reload waits, whether a stop
 // ended the start, or the start's error.
-func (k *kit[C]) start(ctx context.Context, stops, reloads <-chan os.Signal) (reloadWaiting, stopped bool, err error) {
+func (d *daemon[C]) start(ctx context.Context, stops, reloads <-chan os.Signal) (reloadWaiting, stopped bool, err error) {
 	startCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Progress counts only while the start runs: a late report would
 	// overwrite the STATUS= of READY=1 or STOPPING=1.
-	k.mu.Lock()
-	k.starting = true
-	k.mu.Unlock()
+	d.mu.Lock()
+	d.starting = true
+	d.mu.Unlock()
 	defer func() {
-		k.mu.Lock()
-		k.starting = false
-		k.mu.Unlock()
+		d.mu.Lock()
+		d.starting = false
+		d.mu.Unlock()
 	}()
 	progress := func(status string, more time.Duration) {
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		if k.starting {
-			k.notify(systemd.Progress(status, more))
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.starting {
+			d.notify(systemd.Progress(status, more))
 		}
 	}
 	started := make(chan error, 1)
 	go func() {
-		err := k.App.Start(startCtx, progress)
-		if d := k.cfg.Instruments.StartDelay.Duration; err == nil && k.cfg.Instruments.Enabled && d > 0 {
-			k.Logger.Info("warming up (instruments.start_delay)", "start_delay", d)
-			err = startDelay(startCtx, d, progress)
+		err := d.App.Start(startCtx, progress)
+		if delay := d.cfg.Instruments.StartDelay.Duration; err == nil && d.cfg.Instruments.Enabled && delay > 0 {
+			d.Logger.Info("warming up (instruments.start_delay)", "start_delay", delay)
+			err = startDelay(startCtx, delay, progress)
 		}
 		started <- err
 	}()
@@ -411,23 +411,23 @@ func (k *kit[C]) start(ctx context.Context, stops, reloads <-chan os.Signal) (re
 			}
 			return reloadWaiting, false, nil
 		case <-reloads:
-			k.Logger.Info("reload requested while starting; it follows once ready")
+			d.Logger.Info("reload requested while starting; it follows once ready")
 			reloadWaiting = true
 			continue
 		case sig := <-stops:
-			k.Logger.Info("stop requested while starting", "signal", sig.String())
+			d.Logger.Info("stop requested while starting", "signal", sig.String())
 		case <-ctx.Done():
-			k.Logger.Info("stop requested while starting", "cause", context.Cause(ctx).Error())
+			d.Logger.Info("stop requested while starting", "cause", context.Cause(ctx).Error())
 		}
-		k.mu.Lock()
-		k.starting = false
-		k.notify(systemd.Stopping("Stopping: the start was interrupted", 0))
-		k.mu.Unlock()
+		d.mu.Lock()
+		d.starting = false
+		d.notify(systemd.Stopping("Stopping: the start was interrupted", 0))
+		d.mu.Unlock()
 		cancel()
 		if err := <-started; err != nil && !errors.Is(err, context.Canceled) {
-			k.Logger.Warn("the interrupted start failed", "err", err)
+			d.Logger.Warn("the interrupted start failed", "err", err)
 		}
-		k.Logger.Info("stopped")
+		d.Logger.Info("stopped")
 		return false, true, nil
 	}
 }
@@ -510,8 +510,8 @@ func storeListener(n *systemd.Notifier, ln net.Listener) error {
 
 // newServer returns an HTTP server for h. Its timeouts keep a slow or idle
 // client from holding a connection forever.
-func (k *kit[C]) newServer(h http.Handler, conns *connections) *http.Server {
-	limits := k.cfg.HTTP
+func (d *daemon[C]) newServer(h http.Handler, conns *connections) *http.Server {
+	limits := d.cfg.HTTP
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: limits.ReadHeaderTimeout.Duration,
@@ -519,7 +519,7 @@ func (k *kit[C]) newServer(h http.Handler, conns *connections) *http.Server {
 		WriteTimeout:      limits.WriteTimeout.Duration,
 		IdleTimeout:       limits.IdleTimeout.Duration,
 		MaxHeaderBytes:    limits.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(k.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
 	}
 	if conns != nil {
 		srv.ConnState = func(c net.Conn, state http.ConnState) {
@@ -576,26 +576,26 @@ func (c *connections) wait(ctx context.Context, closeIdle func()) error {
 }
 
 // setReady sets readiness where it is reported: GET /readyz and metrics.
-func (k *kit[C]) setReady(ready bool) {
-	k.ready.Store(ready)
-	k.Metrics.SetReady(ready)
+func (d *daemon[C]) setReady(ready bool) {
+	d.ready.Store(ready)
+	d.Metrics.SetReady(ready)
 }
 
 // reload answers SIGHUP. RELOADING=1 begins it (systemd.Reloading); READY=1
 // ends it whether it worked or not, because the daemon keeps
 // serving either way; STATUS= says which. The new file applies only when
 // all of it is valid, the daemon's settings and the app's alike.
-func (k *kit[C]) reload(serving string) {
-	k.notify(systemd.Reloading("Reloading configuration"))
-	next, app, err := k.ConfigFile.Load()
-	k.Metrics.Reloaded(err == nil)
+func (d *daemon[C]) reload(serving string) {
+	d.notify(systemd.Reloading("Reloading configuration"))
+	next, app, err := d.ConfigFile.Load()
+	d.Metrics.Reloaded(err == nil)
 	if err != nil {
-		k.Logger.Error("reload failed; still using the previous configuration", "err", err)
-		k.notify(systemd.Ready(fmt.Sprintf("%s; reload failed, still using the previous configuration: %v", serving, err)))
+		d.Logger.Error("reload failed; still using the previous configuration", "err", err)
+		d.notify(systemd.Ready(fmt.Sprintf("%s; reload failed, still using the previous configuration: %v", serving, err)))
 		return
 	}
 	// What was set up at the start stays as it was until the next one.
-	started := k.Config
+	started := d.Config
 	for _, s := range []struct {
 		key     string
 		changed bool
@@ -605,32 +605,32 @@ func (k *kit[C]) reload(serving string) {
 		{"[http]", next.HTTP != started.HTTP},
 	} {
 		if s.changed {
-			k.Logger.Warn(s.key + " changed; it takes effect at the next start")
+			d.Logger.Warn(s.key + " changed; it takes effect at the next start")
 		}
 	}
-	k.LogLevel.Set(next.LogLevel.Level)
-	k.instrumentsOn.Store(next.Instruments.Enabled)
-	k.reloadToken()
-	k.App.Apply(app)
-	k.cfg = next
-	k.Logger.Info("configuration reloaded")
-	k.notify(systemd.Ready(serving))
+	d.LogLevel.Set(next.LogLevel.Level)
+	d.instrumentsOn.Store(next.Instruments.Enabled)
+	d.reloadToken()
+	d.App.Apply(app)
+	d.cfg = next
+	d.Logger.Info("configuration reloaded")
+	d.notify(systemd.Ready(serving))
 }
 
 // reloadToken reads the API token again: a credential rotated where the
 // reload can see it takes effect at once (docs/hardening.md, "The API
 // token", says where that is). A failed read keeps the token read before.
-func (k *kit[C]) reloadToken() {
-	hadToken := k.Token.Loaded()
-	switch changed, err := k.Token.Load(); {
+func (d *daemon[C]) reloadToken() {
+	hadToken := d.Token.Loaded()
+	switch changed, err := d.Token.Load(); {
 	case err != nil && hadToken:
-		k.Logger.Warn("could not read the API token again; the one read before stays", "err", err)
+		d.Logger.Warn("could not read the API token again; the one read before stays", "err", err)
 	case errors.Is(err, systemd.ErrNoCredential):
-		k.Logger.Debug("still no API token; the routes that need it stay refused", "err", err)
+		d.Logger.Debug("still no API token; the routes that need it stay refused", "err", err)
 	case err != nil:
-		k.Logger.Warn("could not read the API token; the routes that need it stay refused", "err", err)
+		d.Logger.Warn("could not read the API token; the routes that need it stay refused", "err", err)
 	case changed:
-		k.Logger.Info("the API token changed; requests need the new one")
+		d.Logger.Info("the API token changed; requests need the new one")
 	}
 }
 
@@ -638,8 +638,8 @@ func (k *kit[C]) reloadToken() {
 // advises, each time the health check passes, until ctx ends. A check that
 // fails or hangs skips the ping; after a whole interval without one systemd
 // kills the daemon (SIGABRT) and, with Restart=on-failure, starts it again.
-func (k *kit[C]) feedWatchdog(ctx context.Context) {
-	interval := k.Systemd.Watchdog
+func (d *daemon[C]) feedWatchdog(ctx context.Context) {
+	interval := d.Systemd.Watchdog
 	tick := time.NewTicker(interval / 2)
 	defer tick.Stop()
 	for {
@@ -649,23 +649,23 @@ func (k *kit[C]) feedWatchdog(ctx context.Context) {
 		case <-tick.C:
 		}
 		checkCtx, cancel := context.WithTimeout(ctx, interval/4)
-		err := k.check(checkCtx)
+		err := d.check(checkCtx)
 		cancel()
 		// The stop does not wait for a check (one stuck on a disk may
 		// never return); it takes the lock instead, after which none goes
 		// out.
-		k.mu.Lock()
-		if k.stopping {
-			k.mu.Unlock()
+		d.mu.Lock()
+		if d.stopping {
+			d.mu.Unlock()
 			return
 		}
-		k.Metrics.WatchdogPing(err == nil)
+		d.Metrics.WatchdogPing(err == nil)
 		if err == nil {
-			k.notify(systemd.Watchdog())
+			d.notify(systemd.Watchdog())
 		}
-		k.mu.Unlock()
+		d.mu.Unlock()
 		if err != nil {
-			k.Logger.Error("health check failed; not feeding the watchdog", "err", err)
+			d.Logger.Error("health check failed; not feeding the watchdog", "err", err)
 		}
 	}
 }
@@ -675,18 +675,18 @@ func (k *kit[C]) feedWatchdog(ctx context.Context) {
 // collects and returns the free heap to the kernel, which would otherwise
 // keep it counted against the cgroup for minutes. A watch that cannot be
 // set up is logged once; the daemon runs on without it.
-func (k *kit[C]) watchMemoryPressure(ctx context.Context) {
-	err := systemd.WatchMemoryPressure(ctx, k.Systemd.MemoryPressure, func() {
-		if r, ok := k.App.(MemoryReleaser); ok {
+func (d *daemon[C]) watchMemoryPressure(ctx context.Context) {
+	err := systemd.WatchMemoryPressure(ctx, d.Systemd.MemoryPressure, func() {
+		if r, ok := d.App.(MemoryReleaser); ok {
 			r.ReleaseMemory()
 		}
 		before := heapReleased()
 		debug.FreeOSMemory()
-		k.Logger.Debug("memory pressure: memory given back to the kernel", "released_bytes", heapReleased()-before)
-		k.Metrics.MemoryPressure()
+		d.Logger.Debug("memory pressure: memory given back to the kernel", "released_bytes", heapReleased()-before)
+		d.Metrics.MemoryPressure()
 	})
 	if err != nil {
-		k.Logger.Warn("not watching for memory pressure", "err", err)
+		d.Logger.Warn("not watching for memory pressure", "err", err)
 	}
 }
 
@@ -700,18 +700,18 @@ func heapReleased() int64 {
 
 // notify sends to systemd and logs a failure: a lost status message is worth
 // a log line, not the daemon's life.
-func (k *kit[C]) notify(m systemd.Message) {
-	if k.Systemd.Notifier.Enabled() {
-		k.Logger.Debug("sd_notify", "sent", strings.Join(m, " "))
+func (d *daemon[C]) notify(m systemd.Message) {
+	if d.Systemd.Notifier.Enabled() {
+		d.Logger.Debug("sd_notify", "sent", strings.Join(m, " "))
 	}
 	// A notify socket that stops answering would otherwise log a warning
 	// at every watchdog ping: say so once when it starts failing, and once
 	// when it works again.
-	err := k.Systemd.Notifier.Notify(m)
+	err := d.Systemd.Notifier.Notify(m)
 	switch failing := err != nil; {
-	case failing && !k.notifyFailing.Swap(true):
-		k.Logger.Warn("sd_notify failed; further failures are not logged until it works again", "err", err)
-	case !failing && k.notifyFailing.Swap(false):
-		k.Logger.Info("sd_notify works again")
+	case failing && !d.notifyFailing.Swap(true):
+		d.Logger.Warn("sd_notify failed; further failures are not logged until it works again", "err", err)
+	case !failing && d.notifyFailing.Swap(false):
+		d.Logger.Info("sd_notify works again")
 	}
 }

@@ -238,7 +238,7 @@ func start(t *testing.T, o options) *daemon {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer close(d.done)
-		d.err = lifecycle.Run(ctx, lifecycle.Daemon[testConfig]{
+		d.err = lifecycle.Run(ctx, lifecycle.Options[testConfig]{
 			Signals:  lifecycle.Signals{Stop: d.stops, Reload: d.reloads},
 			Logger:   logger,
 			LogLevel: level,

@@ -35,9 +35,10 @@ const (
 	ExitConfig  = 78 // EX_CONFIG from sysexits.h: the configuration is wrong
 )
 
-// Service is an app for Run to run. C is the app's part of the
-// configuration file.
-type Service[C any] struct {
+// AppSpec is what Run needs to know of an app to run it: its default
+// settings, whether it needs a state directory, and how to make it. C is
+// the app's part of the configuration file.
+type AppSpec[C any] struct {
 	// AppDefaults returns the app's settings as they are before the file is
 	// read; nil means C's zero value.
 	AppDefaults func() C
@@ -72,7 +73,7 @@ type Deps[C any] struct {
 // builds the logger, the metrics and the app, and runs the lifecycle. args,
 // getenv, the signals main caught, what systemd passed and the two streams
 // are all it knows of the process.
-func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(string) string, signals lifecycle.Signals, passed systemd.Passed, stdout, stderr io.Writer) (err error) {
+func Run[C any](ctx context.Context, s AppSpec[C], args []string, getenv func(string) string, signals lifecycle.Signals, passed systemd.Passed, stdout, stderr io.Writer) (err error) {
 	// A daemon that cannot start (a bad file, a port in use, state it
 	// cannot read), or that stops on an error, says why where `systemctl
 	// status` shows it, as well as on stderr: STATUS= with the reason, and
@@ -184,7 +185,7 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 	if err != nil {
 		return err
 	}
-	return lifecycle.Run(ctx, lifecycle.Daemon[C]{
+	return lifecycle.Run(ctx, lifecycle.Options[C]{
 		Signals:       signals,
 		Logger:        logger,
 		LogLevel:      level,

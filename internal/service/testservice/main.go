@@ -54,7 +54,7 @@ func main() {
 	signals := lifecycle.CatchSignals() // before anything else, as cmd/daemon does
 	passed, err := systemd.Take()
 	if err == nil {
-		err = service.Run(context.Background(), service.Service[settings]{
+		err = service.Run(context.Background(), service.AppSpec[settings]{
 			AppDefaults: func() settings { return settings{Greeting: "Hello!"} },
 			New: func(d service.Deps[settings]) (lifecycle.App[settings], error) {
 				a := &app{}
