@@ -240,18 +240,17 @@ func Run[C any](ctx context.Context, o Options[C]) error {
 	metricsServed := make(chan error, 1)
 	if metricsLn != nil {
 		metricsOnMain = nil
-		metricsSrv := d.newServer(d.Metrics.Handler(), nil)
+		metricsSrv := d.newServer(d.Metrics.Handler())
 		defer metricsSrv.Close() // after the drain, so that metrics show it
 		go func() { metricsServed <- metricsSrv.Serve(metricsLn) }()
 		serving += fmt.Sprintf(", metrics on %s", metricsLn.Addr())
 	}
-	conns := &connections{metrics: d.Metrics}
-	srv := d.newServer(d.handler(metricsOnMain), conns)
-	// Past max_connections, a new client takes the slot of a slow client
-	// (a slowloris) or of a connection idle for a second, never of one with
-	// a request on its way, or else queues in the kernel's backlog rather
-	// than each costing the daemon a goroutine and buffers (limit.go).
+	// At most max_connections at once (limit.go and docs/lifecycle.md, step
+	// 4, say which connection makes room for a new one); the drain counts
+	// the same connections.
 	accepting := newLimitListener(ln, d.cfg.HTTP.MaxConnections, d.Metrics.ConnectionShed, d.Metrics.AnsweredByServer)
+	srv := d.newServer(d.handler(metricsOnMain))
+	srv.ConnState, srv.ConnContext = connState, connContext
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(accepting) }()
 
@@ -322,7 +321,7 @@ wait:
 	d.stopping = true // from here on no ping goes out, even from a check still running
 	d.mu.Unlock()
 	d.setReady(false)
-	conns.drain()
+	accepting.drain(d.Metrics.SetDraining)
 	drain := d.cfg.DrainTimeout.Duration
 	// Ask for the drain's time, and a little for exiting, in case it is
 	// longer than TimeoutStopSec=. In this datagram it also puts off a
@@ -360,10 +359,11 @@ wait:
 	// idle since, and, as Shutdown does, those that have sent nothing for
 	// 5 s.
 	closeIdle := func() { srv.SetKeepAlivesEnabled(false) }
-	if err := conns.wait(drainCtx, closeIdle); err != nil {
+	if err := accepting.waitClosed(drainCtx, closeIdle); err != nil {
 		log.Warn("drain cut short; closing the remaining connections", "drain_timeout", drain, "cause", context.Cause(drainCtx))
 	}
 	srv.Close()
+	accepting.closeAll() // those a handler took over, which srv.Close leaves open
 	d.Metrics.SetDraining(0)
 	log.Info("stopped")
 	return failed
@@ -510,9 +510,9 @@ func storeListener(n *systemd.Notifier, ln net.Listener) error {
 
 // newServer returns an HTTP server for h. Its timeouts keep a slow or idle
 // client from holding a connection forever.
-func (d *daemon[C]) newServer(h http.Handler, conns *connections) *http.Server {
+func (d *daemon[C]) newServer(h http.Handler) *http.Server {
 	limits := d.cfg.HTTP
-	srv := &http.Server{
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: limits.ReadHeaderTimeout.Duration,
 		ReadTimeout:       limits.ReadTimeout.Duration,
@@ -521,58 +521,6 @@ func (d *daemon[C]) newServer(h http.Handler, conns *connections) *http.Server {
 		MaxHeaderBytes:    limits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
 	}
-	if conns != nil {
-		srv.ConnState = func(c net.Conn, state http.ConnState) {
-			conns.track(c, state)
-			connState(c, state)
-		}
-		srv.ConnContext = connContext
-	}
-	return srv
-}
-
-// connections counts the open connections of a server, for the draining
-// gauge during a stop.
-type connections struct {
-	metrics  *metrics.Metrics
-	open     atomic.Int64
-	draining atomic.Bool
-}
-
-func (c *connections) track(_ net.Conn, state http.ConnState) {
-	var n int64
-	switch state {
-	case http.StateNew:
-		n = c.open.Add(1)
-	case http.StateClosed, http.StateHijacked:
-		n = c.open.Add(-1)
-	default:
-		return
-	}
-	if c.draining.Load() {
-		c.metrics.SetDraining(int(n))
-	}
-}
-
-func (c *connections) drain() {
-	c.draining.Store(true)
-	c.metrics.SetDraining(int(c.open.Load()))
-}
-
-// wait returns once every connection has closed, or with ctx's error,
-// calling closeIdle at every poll. It polls, as http.Server.Shutdown does:
-// a stop is rare, and the connection hook stays one atomic add.
-func (c *connections) wait(ctx context.Context, closeIdle func()) error {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for closeIdle(); c.open.Load() > 0; closeIdle() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
 }
 
 // setReady sets readiness where it is reported: GET /readyz and metrics.

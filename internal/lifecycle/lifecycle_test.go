@@ -126,6 +126,18 @@ func (a *testApp) Routes(handle func(string, http.Handler)) {
 		}
 	}))
 	handle("GET /panic", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("test panic") }))
+	// A WebSocket, as far as the server can tell: the handler takes the
+	// connection over, says so, and holds it until the client closes it.
+	handle("GET /hijack", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "hijacked\n")
+		io.Copy(io.Discard, c)
+	}))
 }
 
 // Check fails, once wedged, by hanging until its context ends, as a check
@@ -1003,6 +1015,51 @@ func keepAliveGet(c net.Conn, r *bufio.Reader) error {
 		return fmt.Errorf("answer %s", resp.Status)
 	}
 	return nil
+}
+
+// TestAHijackedConnectionCountsUntilItCloses: a connection a handler took
+// over (a WebSocket, say) is the daemon's until it closes, for the limit
+// and the drain alike: it holds its slot at max_connections, and a stop
+// waits for it up to drain_timeout, then closes it.
+func TestAHijackedConnectionCountsUntilItCloses(t *testing.T) {
+	d := start(t, options{config: "drain_timeout = \"500ms\"\n[http]\nmax_connections = 1"})
+	d.ready(t)
+	addr := strings.TrimPrefix(d.url, "http://")
+	taken, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	io.WriteString(taken, "GET /hijack HTTP/1.1\r\nHost: x\r\n\r\n")
+	taken.SetReadDeadline(time.Now().Add(wait))
+	if line, err := bufio.NewReader(taken).ReadString('\n'); line != "hijacked\n" {
+		t.Fatalf("GET /hijack: %q, %v", line, err)
+	}
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	io.WriteString(second, rawGet)
+	second.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := second.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a client past max_connections was answered (%d bytes, %v) while a hijacked connection held the slot", n, err)
+	}
+	d.signal(t, syscall.SIGTERM)
+	expect(t, d, "STOPPING", "STATUS", "EXTEND_TIMEOUT_USEC")
+	if v := metric(t, d, "daemon_draining_connections"); v < 1 {
+		t.Errorf("daemon_draining_connections = %v with a hijacked connection open, want ≥ 1", v)
+	}
+	select {
+	case <-d.done:
+		t.Error("Run returned at once, not waiting for the hijacked connection")
+	case <-time.After(200 * time.Millisecond):
+	}
+	d.stopped(t)
+	taken.SetReadDeadline(time.Now().Add(wait))
+	if _, err := io.Copy(io.Discard, taken); err != nil {
+		t.Errorf("the hijacked connection after the stop: %v, want it closed", err)
+	}
 }
 
 // TestStopDoesNotWaitForASilentConnection: a connection that never sends
