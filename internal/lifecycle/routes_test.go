@@ -25,6 +25,7 @@ func (noApp) Close() error                          { return nil }
 // from STOPPING=1 on, when no listener is left to ask it through; here the
 // handler is asked directly.
 func TestReadyzFollowsReadiness(t *testing.T) {
+	t.Parallel()
 	d := &daemon[struct{}]{Options: Options[struct{}]{
 		Logger:  slog.New(slog.DiscardHandler),
 		Metrics: metrics.New(prometheus.NewRegistry(), metrics.Build{}),
