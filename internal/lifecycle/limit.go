@@ -345,10 +345,12 @@ func (c *limitedConn) unread() bool {
 		return false
 	}
 	n := 0
-	raw.Control(func(fd uintptr) {
+	if err := raw.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, _ = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	})
+	}); err != nil {
+		return false // closed meanwhile: nothing waits in it
+	}
 	return n > 0
 }
 
