@@ -265,7 +265,7 @@ func (d *daemon[C]) listen() (listeners, error) {
 // at the next restart, not only once the store is empty.
 func (d *daemon[C]) listenMain() (net.Listener, string, error) {
 	addr := d.cfg.Listen.String()
-	ln, origin, err := listen(d.Systemd.Listeners, d.Systemd.Unusable, addr)
+	ln, origin, err := mainListener(d.Systemd.Listeners, d.Systemd.Unusable, addr)
 	if err != nil || !d.StoreListener || origin != passedIn || listensOn(ln, addr) {
 		return ln, origin, err
 	}
@@ -273,15 +273,15 @@ func (d *daemon[C]) listenMain() (net.Listener, string, error) {
 		"stored", ln.Addr().String(), "listen", addr)
 	d.notify(systemd.FDStoreRemove(mainSocket))
 	ln.Close()
-	return listen(nil, nil, addr)
+	return mainListener(nil, nil, addr)
 }
 
-// listen returns systemd's main socket if it passed sockets in, else a socket
-// of our own on addr, and says which. Sockets passed in that Take could not
-// use (unusable) count as passed: under systemd a socket of our own would
-// listen where no client is sent, so without a usable main socket the start
-// fails, naming them.
-func listen(passed systemd.Listeners, unusable map[string]error, addr string) (net.Listener, string, error) {
+// mainListener returns systemd's main socket if it passed sockets in, else
+// a socket of our own on addr, and says which. Sockets passed in that Take
+// could not use (unusable) count as passed: under systemd a socket of our
+// own would listen where no client is sent, so without a usable main
+// socket the start fails, naming them.
+func mainListener(passed systemd.Listeners, unusable map[string]error, addr string) (net.Listener, string, error) {
 	if len(passed) > 0 || len(unusable) > 0 {
 		ln, err := passed.TakeMain(mainSocket)
 		if err != nil {
@@ -356,7 +356,7 @@ func storeListener(n *systemd.Notifier, ln net.Listener) error {
 // saying which. One that is not a listening stream socket (a
 // ListenDatagram= or an Accept=yes in the .socket unit) was closed by
 // Take: say what it is, or the operator's port would just be missing. (The
-// main socket's case failed the start in listen.) From the store, a socket
+// main socket's case failed the start in mainListener.) From the store, a socket
 // no longer used would come back at every start (a renamed one, say); take
 // it out.
 func (d *daemon[C]) closeUnused() {
