@@ -24,8 +24,8 @@
 #   CPUS, MEM    the VM's (default: 4 and 2048 MB; 4 CPUs, more than the
 #                host's 2, so that TestGOMAXPROCSFollowsCPUQuota sees a
 #                quota lower GOMAXPROCS, which Go never sets below 2)
-#   TEST_TIMEOUT the scenarios' -test.timeout in the guest (default: 20m)
-#   VM_TIMEOUT   seconds qemu may run in all (default: 1800)
+#   TEST_TIMEOUT the scenarios' -test.timeout in the guest (default: 25m)
+#   VM_TIMEOUT   seconds qemu may run in all (default: 2100)
 #   REBOOT       1 or 0: run the reboot scenario (default: 1 without flags)
 #   KEEP=1       keep the disk images and the console log afterwards
 #
@@ -39,8 +39,8 @@ DIST=${DIST:-forky}
 ACCEL=${ACCEL:-tcg,thread=multi}
 CPUS=${CPUS:-4}
 MEM=${MEM:-2048}
-TEST_TIMEOUT=${TEST_TIMEOUT:-20m}
-VM_TIMEOUT=${VM_TIMEOUT:-1800}
+TEST_TIMEOUT=${TEST_TIMEOUT:-25m}
+VM_TIMEOUT=${VM_TIMEOUT:-2100}
 if [[ -z ${REBOOT:-} ]]; then if (($#)); then REBOOT=0; else REBOOT=1; fi; fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
