@@ -33,6 +33,8 @@
 //	health_test.go      the health check and systemd's watchdog, running and
 //	                    stopping
 //	journal_test.go     the daemon's journal entries
+//	journalremote_test.go  the journal shipped by journal-upload to a
+//	                    journal-remote collector, every field intact
 //	reboot_test.go      the reboot, which only test/vm runs (it selects it
 //	                    by name, -test.run '^TestReboot'); it skips elsewhere
 //	reload_test.go      systemctl reload: applied in place, refused, too slow
