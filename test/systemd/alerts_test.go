@@ -337,8 +337,8 @@ func TestAWedgedHealthCheckFiresDaemonWatchdogPingsSkipped(t *testing.T) {
 		t.Errorf("DaemonWatchdogPingsSkipped's labels are %v, want severity warning", a.Labels)
 	}
 	// The skip comes WatchdogSec/4 (the check's deadline) after a ping was
-	// due, and the kill half a period later: Prometheus has a scrape and an
-	// evaluation between them, so the alert usually fires first.
+	// due, and the kill WatchdogSec/4 after that: Prometheus has a scrape
+	// and an evaluation between them, so the alert usually fires first.
 	before := propInt(t, unit, "NRestarts") == restarts
 	waitRestarted(t, unit, restarts, pid, 2*watchdog+10*time.Second)
 	restarted := time.Since(start)
@@ -412,9 +412,13 @@ func TestCrashesFireDaemonRestarting(t *testing.T) {
 // both.
 func TestAConfigErrorFiresDaemonDownAndDaemonUnitFailed(t *testing.T) {
 	freshStart(t, baseConfig)
+	// reset-failed also empties the start counters, the failure notice's
+	// among them: each failed start here started a notice, and a sixth in
+	// 10s (StartLimitBurst=) would be refused, the next scenario's too.
 	restore := func() {
 		writeConfig(t, baseConfig)
 		tryCommand("systemctl", append([]string{"reset-failed", unit}, sockets...)...)
+		tryCommand("systemctl", "reset-failed", failureUnit(unit)) // not loaded, if it has been collected
 		tryCommand("systemctl", append([]string{"start"}, sockets...)...)
 	}
 	t.Cleanup(restore)
