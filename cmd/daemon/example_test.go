@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"example.com/daemon/internal/lifecycle"
 	"example.com/daemon/internal/systemd"
 	"example.com/daemon/internal/systemd/systemdtest"
 )
@@ -68,7 +69,8 @@ func TestTheExampleNeedsAStateDirectory(t *testing.T) {
 // for it), and keeps all of it when the new file is invalid.
 func TestReloadAppliesTheNewConfig(t *testing.T) {
 	notify := systemdtest.Listen(t, false)
-	path, stop := runInProcess(t, `greeting = "one"`, nil, systemd.Passed{Notifier: systemd.NewNotifier(notify.Addr)})
+	reloads := make(chan os.Signal, 1)
+	path, stop := runInProcess(t, `greeting = "one"`, nil, lifecycle.Signals{Reload: reloads}, systemd.Passed{Notifier: systemd.NewNotifier(notify.Addr)})
 	notify.Next(t, systemdtest.Wait) // STATUS=Starting
 	ready := systemdtest.Fields(notify.Next(t, systemdtest.Wait))
 	addr, _, ok := strings.Cut(strings.TrimPrefix(ready["STATUS"], "Serving on "), " ")
@@ -90,7 +92,7 @@ func TestReloadAppliesTheNewConfig(t *testing.T) {
 		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		syscall.Kill(os.Getpid(), syscall.SIGHUP)
+		reloads <- syscall.SIGHUP
 		notify.Next(t, systemdtest.Wait) // RELOADING=1
 		return systemdtest.Fields(notify.Next(t, systemdtest.Wait))
 	}
@@ -118,10 +120,11 @@ func TestReloadAppliesTheNewConfig(t *testing.T) {
 	}
 }
 
-// runInProcess calls run with env as its whole environment, what systemd
-// passed as passed, and a listener of its own. It returns the config file's
-// path, and a function that stops run and returns its error.
-func runInProcess(t *testing.T, config string, env map[string]string, passed systemd.Passed) (string, func() error) {
+// runInProcess calls run with env as its whole environment, signals as
+// the signals main caught, what systemd passed as passed, and a listener of
+// its own. It returns the config file's path, and a function that stops run
+// and returns its error.
+func runInProcess(t *testing.T, config string, env map[string]string, signals lifecycle.Signals, passed systemd.Passed) (string, func() error) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.toml")
@@ -132,7 +135,7 @@ func runInProcess(t *testing.T, config string, env map[string]string, passed sys
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"daemon", "-config", path, "-state-dir", dir, "-listen", "127.0.0.1:0"},
-			func(k string) string { return env[k] }, passed, io.Discard, io.Discard)
+			func(k string) string { return env[k] }, signals, passed, io.Discard, io.Discard)
 	}()
 	stop := sync.OnceValue(func() error { cancel(); return <-done })
 	t.Cleanup(func() { stop() })

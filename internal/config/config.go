@@ -398,10 +398,10 @@ func fieldNamed(t reflect.Type, name string) (reflect.StructField, bool) {
 			continue
 		}
 		n, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-		switch {
-		case n == "-":
+		switch n {
+		case "-":
 			continue
-		case n == "":
+		case "":
 			n = f.Name
 		}
 		if n == name {

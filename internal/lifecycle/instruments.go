@@ -23,20 +23,20 @@ import (
 //	GET  /debug/panic                      a panic in a handler (the recovery)
 //	GET  /debug/alloc?live=&garbage=&hold= an allocation (the Go memory limit, memory pressure)
 //	POST /debug/log?seq=N&n=COUNT          a burst of log records (journald's faults)
-func (k *kit[C]) instrumentRoutes(handle func(string, http.Handler)) {
-	handle("POST /debug/health", k.instrument(k.handleHealthSwitch()))
-	handle("GET /debug/sleep", k.instrument(handleSleep()))
-	handle("GET /debug/panic", k.instrument(handlePanic()))
-	handle("GET /debug/alloc", k.instrument(handleAlloc()))
-	handle("POST /debug/log", k.instrument(k.handleLog()))
+func (d *daemon[C]) instrumentRoutes(handle func(string, http.Handler)) {
+	handle("POST /debug/health", d.instrument(d.handleHealthSwitch()))
+	handle("GET /debug/sleep", d.instrument(handleSleep()))
+	handle("GET /debug/panic", d.instrument(handlePanic()))
+	handle("GET /debug/alloc", d.instrument(handleAlloc()))
+	handle("POST /debug/log", d.instrument(d.handleLog()))
 }
 
 // instrument answers 404 unless the instruments are on, and 401 without
 // the token.
-func (k *kit[C]) instrument(h http.Handler) http.Handler {
-	withToken := k.Token.Require(h)
+func (d *daemon[C]) instrument(h http.Handler) http.Handler {
+	withToken := d.Token.Require(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !k.instrumentsOn.Load() {
+		if !d.instrumentsOn.Load() {
 			http.NotFound(w, r)
 			return
 		}
@@ -53,21 +53,21 @@ const (
 
 // check is the health check that GET /healthz and the watchdog use: the
 // app's, unless the health switch says otherwise.
-func (k *kit[C]) check(ctx context.Context) error {
-	switch k.health.Load() {
+func (d *daemon[C]) check(ctx context.Context) error {
+	switch d.health.Load() {
 	case healthFail:
 		return errors.New("the health check was made to fail (POST /debug/health)")
 	case healthHang:
 		<-ctx.Done()
 		return fmt.Errorf("the health check was made to hang (POST /debug/health): %w", ctx.Err())
 	}
-	return k.App.Check(ctx)
+	return d.App.Check(ctx)
 }
 
 // handleHealthSwitch sets the health switch: the watchdog then stops being
 // fed, and systemd kills and restarts the daemon, whose new process starts
 // healthy.
-func (k *kit[C]) handleHealthSwitch() http.Handler {
+func (d *daemon[C]) handleHealthSwitch() http.Handler {
 	states := map[string]int32{"ok": healthApp, "fail": healthFail, "hang": healthHang}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		state, ok := states[r.URL.Query().Get("state")]
@@ -75,8 +75,8 @@ func (k *kit[C]) handleHealthSwitch() http.Handler {
 			http.Error(w, "want ?state=fail, hang or ok", http.StatusBadRequest)
 			return
 		}
-		k.health.Store(state)
-		k.Logger.Warn("health switch set", "state", r.URL.Query().Get("state"))
+		d.health.Store(state)
+		d.Logger.Warn("health switch set", "state", r.URL.Query().Get("state"))
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
@@ -159,7 +159,7 @@ func gcCycles() uint64 {
 
 // handleLog logs ?n= records (default 1, at most 100,000) numbered from
 // ?seq=, to show that no log record is lost while journald restarts.
-func (k *kit[C]) handleLog() http.Handler {
+func (d *daemon[C]) handleLog() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seq, err1 := strconv.Atoi(r.URL.Query().Get("seq"))
 		n, err2 := strconv.Atoi(cmp.Or(r.URL.Query().Get("n"), "1"))
@@ -168,7 +168,7 @@ func (k *kit[C]) handleLog() http.Handler {
 			return
 		}
 		for i := range n {
-			k.Logger.Info("instrument log line", "seq", seq+i)
+			d.Logger.Info("instrument log line", "seq", seq+i)
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})

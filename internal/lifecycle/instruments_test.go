@@ -55,6 +55,7 @@ func instrument(t *testing.T, method, url, token string) (int, string) {
 }
 
 func TestInstrumentsAnswerOnlyWhenEnabledAndNeedTheToken(t *testing.T) {
+	t.Parallel()
 	d := start(t, options{config: "", credentials: withToken(t, instrumentToken)})
 	d.ready(t)
 	sleep := d.url + "/debug/sleep?d=1ms"
@@ -78,6 +79,7 @@ func TestInstrumentsAnswerOnlyWhenEnabledAndNeedTheToken(t *testing.T) {
 }
 
 func TestInstrumentsWithoutATokenAreRefused(t *testing.T) {
+	t.Parallel()
 	d := start(t, options{config: "instruments.enabled = true\n"})
 	d.ready(t)
 	if code, body := instrument(t, "GET", d.url+"/debug/sleep?d=1ms", "x"); code != http.StatusServiceUnavailable || !strings.Contains(body, "LoadCredential=api-token:") {
@@ -94,7 +96,7 @@ func TestTheHealthSwitchStarvesTheWatchdog(t *testing.T) {
 	const interval = 200 * time.Millisecond
 	d := start(t, options{config: "instruments.enabled = true\n", watchdog: interval, credentials: withToken(t, instrumentToken)})
 	d.ready(t)
-	if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
+	if msg := d.notify.Next(t, wait); msg != watchdogPing {
 		t.Fatalf("got %q, want WATCHDOG=1 while healthy", msg)
 	}
 	for _, state := range []string{"fail", "hang"} {
@@ -111,7 +113,7 @@ func TestTheHealthSwitchStarvesTheWatchdog(t *testing.T) {
 			t.Errorf("after state=%s the daemon still sent %q", state, msg)
 		}
 		instrument(t, "POST", d.url+"/debug/health?state=ok", instrumentToken)
-		if msg := d.notify.Next(t, wait); msg != systemd.Watchdog {
+		if msg := d.notify.Next(t, wait); msg != watchdogPing {
 			t.Errorf("after state=ok: %q, want WATCHDOG=1", msg)
 		}
 		if code, _ := get(t, d.url+"/healthz"); code != http.StatusOK {
@@ -124,6 +126,7 @@ func TestTheHealthSwitchStarvesTheWatchdog(t *testing.T) {
 }
 
 func TestThePanicInstrumentIsRecovered(t *testing.T) {
+	t.Parallel()
 	d := start(t, options{config: "instruments.enabled = true\n", credentials: withToken(t, instrumentToken)})
 	d.ready(t)
 	if code, _ := instrument(t, "GET", d.url+"/debug/panic", instrumentToken); code != http.StatusInternalServerError {
@@ -138,6 +141,7 @@ func TestThePanicInstrumentIsRecovered(t *testing.T) {
 }
 
 func TestTheAllocAndLogInstruments(t *testing.T) {
+	t.Parallel()
 	d := start(t, options{config: "instruments.enabled = true\n", credentials: withToken(t, instrumentToken)})
 	d.ready(t)
 	if code, body := instrument(t, "GET", d.url+"/debug/alloc?live=8&garbage=64", instrumentToken); code != http.StatusOK || !strings.HasPrefix(body, "held 8 MiB, allocated 64 MiB more: ") {
@@ -164,6 +168,7 @@ func TestTheAllocAndLogInstruments(t *testing.T) {
 // is a warm-up after the app's Start, reported each second with
 // EXTEND_TIMEOUT_USEC=, before READY=1.
 func TestTheStartDelayHoldsReadyAndReportsProgress(t *testing.T) {
+	t.Parallel()
 	d := start(t, options{config: "instruments.enabled = true\ninstruments.start_delay = \"1500ms\"\n"})
 	expect(t, d, "STATUS")
 	first := expect(t, d, "STATUS", "EXTEND_TIMEOUT_USEC")
@@ -178,6 +183,7 @@ func TestTheStartDelayHoldsReadyAndReportsProgress(t *testing.T) {
 // wrong owner, a directory) fails the start before the app starts, with
 // the errno that STATUS= and ERRNO= report.
 func TestAnUnreadableTokenStopsTheStart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "api-token"), 0o700); err != nil {
 		t.Fatal(err)
@@ -202,6 +208,7 @@ func TestAnUnreadableTokenStopsTheStart(t *testing.T) {
 
 // TestAReloadTakesARotatedToken: the token is read again at every reload.
 func TestAReloadTakesARotatedToken(t *testing.T) {
+	t.Parallel()
 	creds := withToken(t, instrumentToken)
 	d := start(t, options{config: "instruments.enabled = true\n", credentials: creds})
 	d.ready(t)

@@ -2,9 +2,10 @@
 // every daemon needs whatever its app does: the systemd protocol, GET
 // /healthz, GET /readyz, GET /metrics, request metrics, panic recovery, the
 // reload of the configuration and the drain. Run reads top to bottom in the
-// order things happen: catch signals, take the listening sockets, start the
-// app, serve, tell systemd READY=1, then answer SIGHUP with a reload and
-// SIGTERM with a drain, feeding the watchdog while the app is healthy.
+// order things happen: take the listening sockets, start the app, serve,
+// tell systemd READY=1, then answer SIGHUP with a reload and SIGTERM with a
+// drain, feeding the watchdog while the app is healthy. The signals come in
+// caught already: main catches them first of all (CatchSignals).
 //
 // The app, the part that is a particular service, implements App.
 package lifecycle
@@ -17,15 +18,12 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"runtime/debug"
 	runtimemetrics "runtime/metrics"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"example.com/daemon/internal/auth"
@@ -74,9 +72,12 @@ type MemoryReleaser interface {
 // stops calling it, and still is.
 type Progress func(status string, more time.Duration)
 
-// Daemon is what Run needs, all of it passed in.
-type Daemon[C any] struct {
-	Logger *slog.Logger
+// Options are what Run needs, all of it passed in.
+type Options[C any] struct {
+	// Signals ask for a stop or a reload; main caught them before anything
+	// else (CatchSignals).
+	Signals Signals
+	Logger  *slog.Logger
 	// LogLevel is the logger's level; a reload sets it.
 	LogLevel *slog.LevelVar
 	// Systemd is what systemd passed in: the notify socket, the listening
@@ -107,12 +108,13 @@ const (
 	metricsSocket = "metrics"
 )
 
-// kit is a running daemon's state: what Run was given, and what changes
-// while it runs.
-type kit[C any] struct {
-	Daemon[C]
-	cfg   config.Config // the configuration in force; reloads replace it
-	ready atomic.Bool   // what GET /readyz answers
+// daemon is a running daemon's state: what Run was given, and what
+// changes while it runs.
+type daemon[C any] struct {
+	Options[C]
+	cfg     config.Config // the configuration in force; reloads replace it
+	serving string        // what is served where, for STATUS=
+	ready   atomic.Bool   // what GET /readyz answers
 
 	instrumentsOn atomic.Bool  // [instruments] enabled, as last loaded
 	notifyFailing atomic.Bool  // the last sd_notify failed (notify)
@@ -126,325 +128,160 @@ type kit[C any] struct {
 	stopping bool
 }
 
-// Run runs the daemon until SIGTERM or SIGINT (or ctx) stops it. A clean
-// stop, including one requested before the start finished, returns nil.
-func Run[C any](ctx context.Context, d Daemon[C]) error {
-	k := &kit[C]{Daemon: d, cfg: d.Config}
-	if k.LogLevel == nil {
-		k.LogLevel = new(slog.LevelVar)
-	}
-	if k.Token == nil {
-		k.Token = auth.NewToken(k.Systemd.Credentials)
-	}
-	k.instrumentsOn.Store(k.cfg.Instruments.Enabled)
-	log := k.Logger
-	if why := k.Systemd.Notifier.Unsupported(); why != "" {
-		log.Warn(why)
-	}
+// Run runs the daemon until a stop signal (or ctx) stops it. A clean stop,
+// including one requested before the start finished, returns nil. Each step
+// is a method below, named for what it does; docs/lifecycle.md follows the
+// same numbers.
+func Run[C any](ctx context.Context, o Options[C]) error {
+	d := newDaemon(o)
 
-	// 1. Signals, first of all. systemd may send SIGTERM (`systemctl stop`)
-	// while the app is still starting, and SIGHUP the moment the unit is
-	// active; a signal not yet caught ends the process by its default
-	// action (SIGHUP's too), so that Close would never run. Stops and
-	// reloads wait in channels of their own: a SIGHUP waiting its turn
-	// must not crowd out the SIGTERM behind it.
-	stops := make(chan os.Signal, 1)
-	signal.Notify(stops, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(stops)
-	reloads := make(chan os.Signal, 1)
-	signal.Notify(reloads, syscall.SIGHUP)
-	defer signal.Stop(reloads)
+	// 1. Signals, first of all: main caught them before it read the
+	// configuration (CatchSignals), so that neither a SIGTERM nor a SIGHUP
+	// sent meanwhile ended the process by its default action. A stop or a
+	// reload asked for since waits in d.Signals for the steps below.
 
-	// 2. The listening socket: systemd's, if it passed one, else our own.
-	// With socket activation systemd opened the port before starting us and
-	// keeps it open across restarts; binding a port ourselves then would
-	// fail, or worse, listen where no client is sent.
-	passed, unusable := k.Systemd.Listeners, k.Systemd.Unusable
-	ln, origin, err := listen(passed, unusable, k.cfg.Listen.String())
+	// 2. The listening sockets: systemd's, if it passed any, else our own.
+	// With socket activation systemd opened the port before starting us
+	// and keeps it open across restarts; binding a port ourselves then
+	// would fail, or worse, listen where no client is sent.
+	lns, err := d.listen()
 	if err != nil {
 		return err
 	}
-	// With the FD store, what comes back is the socket an earlier start
-	// opened. If the configuration now names another address, that socket
-	// leaves the store and a new one is opened: a changed listen takes
-	// effect at the next restart, not only once the store is empty.
-	if k.StoreListener && origin == passedIn && !listensOn(ln, k.cfg.Listen.String()) {
-		log.Info("the stored socket listens elsewhere; opening one on the configured address",
-			"stored", ln.Addr().String(), "listen", k.cfg.Listen.String())
-		k.notify(systemd.FDStoreRemove(mainSocket)...)
+	defer lns.close()
+
+	// 3. Start the app. Connections that arrive meanwhile wait in the
+	// socket's backlog; systemd reports the unit as "activating" and holds
+	// `systemctl start` until READY=1. The API token is read first. A stop
+	// requested now cancels the start; a reload waits until the daemon is
+	// ready.
+	d.notify(systemd.Status("Starting"))
+	if err := d.loadToken(); err != nil {
+		return err
+	}
+	reloadWaiting, stopped, err := d.start(ctx)
+	defer d.App.Close()
+	if err != nil || stopped {
+		return err
+	}
+
+	// 4. Serve. The socket already listens, so from here on every
+	// connection is accepted and served, including one made the instant
+	// READY=1 arrives. Metrics have a listener of their own, or a route on
+	// the main one.
+	srv := d.serve(lns)
+	defer srv.closeMetrics() // after the drain, so that metrics show it
+
+	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
+	// and units ordered After= this one start. /readyz says so first.
+	d.setReady(true)
+	d.notify(systemd.Ready(d.serving))
+	d.Logger.Info("ready", "addr", lns.main.Addr().String(), "origin", lns.origin)
+
+	// 6. The watchdog, fed only while the app's health check passes, so
+	// that systemd restarts a daemon that hangs rather than one that dies.
+	// And memory pressure, where systemd ≥ 254 says where to watch for it:
+	// the daemon gives back what it can before the kernel has to take it.
+	stopWatchdog := d.startWatchdog()
+	defer stopWatchdog()
+	stopPressureWatch := d.startPressureWatch()
+	defer stopPressureWatch()
+
+	// 7. Answer reloads until a signal or the context asks for a stop, or
+	// a server fails. A reload asked for before READY=1 is answered first.
+	failed := d.wait(ctx, reloadWaiting, srv)
+
+	// 8. Stop: say so first, then stop taking requests and drain the ones
+	// in flight, within drain_timeout. A server that failed ends the daemon
+	// through the same stop, and Run returns its error.
+	return d.stop(srv, failed)
+}
+
+// newDaemon is the state of a daemon about to run with o.
+func newDaemon[C any](o Options[C]) *daemon[C] {
+	d := &daemon[C]{Options: o, cfg: o.Config}
+	if d.LogLevel == nil {
+		d.LogLevel = new(slog.LevelVar)
+	}
+	if d.Token == nil {
+		d.Token = auth.NewToken(d.Systemd.Credentials)
+	}
+	d.instrumentsOn.Store(d.cfg.Instruments.Enabled)
+	if why := d.Systemd.Notifier.Unsupported(); why != "" {
+		d.Logger.Warn(why)
+	}
+	return d
+}
+
+// listeners are the sockets the daemon serves on.
+type listeners struct {
+	main    net.Listener
+	origin  string       // where main came from: passedIn or ownSocket
+	metrics net.Listener // metrics' own; nil to serve them on main
+}
+
+func (l listeners) close() {
+	l.main.Close()
+	if l.metrics != nil {
+		l.metrics.Close()
+	}
+}
+
+// listen takes the sockets to serve on (step 2), says what they are in
+// d.serving, and closes those passed in that the daemon does not serve.
+func (d *daemon[C]) listen() (listeners, error) {
+	ln, origin, err := d.listenMain()
+	if err != nil {
+		return listeners{}, err
+	}
+	metricsLn, err := listenMetrics(d.Systemd.Listeners, d.MetricsListen)
+	if err != nil {
 		ln.Close()
-		if ln, origin, err = listen(nil, nil, k.cfg.Listen.String()); err != nil {
-			return err
-		}
+		return listeners{}, err
 	}
-	defer ln.Close()
-	metricsLn, err := listenMetrics(passed, k.MetricsListen)
-	if err != nil {
-		return err
-	}
+	d.closeUnused()
+	d.Metrics.SetSocketActivated(origin == passedIn)
+	d.serving = fmt.Sprintf("Serving on %s (%s)", ln.Addr(), origin)
 	if metricsLn != nil {
-		defer metricsLn.Close()
+		d.serving += fmt.Sprintf(", metrics on %s", metricsLn.Addr())
 	}
-	// A socket passed in that is not a listening stream socket (a
-	// ListenDatagram= or an Accept=yes in the .socket unit) was closed by
-	// Take: say which, and what it is, or the operator's port would just
-	// be missing. (The main socket's case failed the start in listen.)
-	var refused []string
-	for _, name := range slices.Sorted(maps.Keys(unusable)) {
-		log.Warn("ignoring a socket passed in that the daemon cannot use", "name", name, "err", unusable[name])
-		refused = append(refused, name)
-	}
-	unused := passed.Close()
-	if len(unused) > 0 {
-		log.Warn("closing sockets passed in that the daemon does not use", "names", unused)
-	}
-	// From the store, a socket no longer used would come back at every
-	// start (a renamed one, say); take it out.
-	if k.StoreListener {
-		for _, name := range append(refused, unused...) {
-			k.notify(systemd.FDStoreRemove(name)...)
-		}
-	}
-	k.Metrics.SetSocketActivated(origin == passedIn)
-	serving := fmt.Sprintf("Serving on %s (%s)", ln.Addr(), origin)
-
 	// Without a .socket unit, systemd can still keep the port open across
 	// restarts: hand our socket to its file descriptor store, and the next
 	// start (after a crash, a watchdog kill or a restart) finds it in
 	// LISTEN_FDS as if socket-activated. Clients then wait in the backlog
 	// instead of being refused while the daemon is down.
-	if k.StoreListener && origin == ownSocket {
-		if err := storeListener(k.Systemd.Notifier, ln); err != nil {
-			log.Warn("could not hand the listener to systemd's FD store", "err", err)
+	if d.StoreListener && origin == ownSocket {
+		if err := storeListener(d.Systemd.Notifier, ln); err != nil {
+			d.Logger.Warn("could not hand the listener to systemd's FD store", "err", err)
 		}
 	}
-
-	// 3. Start the app. Connections that arrive meanwhile wait in the
-	// socket's backlog; systemd reports the unit as "activating" and holds
-	// `systemctl start` until READY=1. A stop requested now cancels the
-	// start; a reload waits until the daemon is ready. The API token is
-	// read first: without one the daemon still serves, and refuses the
-	// routes that need it, saying how to give one; a token it cannot read
-	// (the wrong owner, say) stops the start, with the reason in STATUS=.
-	k.notify(systemd.Status("Starting"))
-	if _, err := k.Token.Load(); errors.Is(err, systemd.ErrNoCredential) {
-		log.Warn("routes that need the API token are refused until the daemon has one", "err", err)
-	} else if err != nil {
-		return fmt.Errorf("start: %w", err)
-	}
-	reloadWaiting, stopped, err := k.start(ctx, stops, reloads)
-	defer k.App.Close()
-	if err != nil || stopped {
-		return err
-	}
-
-	// 4. Serve. The socket already listens, so from here on every connection
-	// is accepted and served, including one made the instant READY=1 arrives.
-	// Metrics have a listener of their own, or a route on the main one.
-	metricsOnMain := k.Metrics.Handler()
-	metricsServed := make(chan error, 1)
-	if metricsLn != nil {
-		metricsOnMain = nil
-		metricsSrv := k.newServer(k.Metrics.Handler(), nil)
-		defer metricsSrv.Close() // after the drain, so that metrics show it
-		go func() { metricsServed <- metricsSrv.Serve(metricsLn) }()
-		serving += fmt.Sprintf(", metrics on %s", metricsLn.Addr())
-	}
-	conns := &connections{metrics: k.Metrics}
-	srv := k.newServer(k.handler(metricsOnMain), conns)
-	// Past max_connections, a new client takes the slot of a slow client
-	// (a slowloris) or of a connection idle for a second, never of one with
-	// a request on its way, or else queues in the kernel's backlog rather
-	// than each costing the daemon a goroutine and buffers (limit.go).
-	accepting := newLimitListener(ln, k.cfg.HTTP.MaxConnections, k.Metrics.ConnectionShed, k.Metrics.AnsweredByServer)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(accepting) }()
-
-	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
-	// and units ordered After= this one start.
-	k.setReady(true)
-	k.notify(systemd.Ready, systemd.Status("%s", serving))
-	log.Info("ready", "addr", ln.Addr().String(), "origin", origin)
-
-	// 6. The watchdog, fed only while the app's health check passes, so
-	// that systemd restarts a daemon that hangs rather than one that dies.
-	watchdogCtx, stopWatchdog := context.WithCancel(context.Background())
-	defer stopWatchdog()
-	if k.Systemd.Watchdog > 0 {
-		go k.feedWatchdog(watchdogCtx)
-	}
-	// Memory pressure, where systemd ≥ 254 says where to watch for it: the
-	// daemon gives back what it can before the kernel has to take it.
-	// Run returns only once the watch has ended, its log line written.
-	pressureCtx, stopPressure := context.WithCancel(context.Background())
-	pressureDone := make(chan struct{})
-	go func() {
-		defer close(pressureDone)
-		k.watchMemoryPressure(pressureCtx)
-	}()
-	defer func() { stopPressure(); <-pressureDone }()
-
-	// 7. Wait for a signal, the context, or a server failing. A reload
-	// asked for during the start is answered first. A server that fails
-	// ends the daemon too, through the same stop, with the error.
-	if reloadWaiting {
-		k.reload(serving)
-	}
-	var failed error
-	serveEnded := false
-wait:
-	for {
-		select {
-		case <-reloads:
-			k.reload(serving)
-		case sig := <-stops:
-			log.Info("stop requested", "signal", sig.String())
-			break wait
-		case <-ctx.Done():
-			log.Info("stop requested", "cause", context.Cause(ctx).Error())
-			break wait
-		case err := <-served:
-			failed, serveEnded = fmt.Errorf("serve: %w", err), true
-			break wait
-		case err := <-metricsServed:
-			failed = fmt.Errorf("serve metrics: %w", err)
-			break wait
-		}
-	}
-	if failed != nil {
-		log.Error("stopping: a server failed", "err", failed)
-	}
-
-	// 8. Stop: say so first, then stop taking requests and drain the ones in
-	// flight. /readyz answers 503 from now on. The watchdog is no longer
-	// fed: systemd disarms it once a stop begins, and a WATCHDOG=1 sent
-	// after that would arm it again, so that a late ping could kill the
-	// drain (docs/lifecycle.md, step 6). The drain is bounded by
-	// drain_timeout here, and by TimeoutStopSec= and EXTEND_TIMEOUT_USEC=
-	// in systemd.
-	stopWatchdog()
-	k.mu.Lock()
-	k.stopping = true // from here on no ping goes out, even from a check still running
-	k.mu.Unlock()
-	k.setReady(false)
-	conns.drain()
-	drain := k.cfg.DrainTimeout.Duration
-	k.notify(systemd.Stopping,
-		systemd.Status("Stopping: finishing in-flight requests (at most %s)", drain),
-		// Ask for the drain's time, and a little for exiting, in case it
-		// is longer than TimeoutStopSec=. In this datagram it also puts off
-		// a watchdog re-armed by a ping systemd read late (docs/lifecycle.md,
-		// step 6).
-		systemd.ExtendTimeout(drain+5*time.Second))
-	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
-	defer cancel()
-	// A second SIGTERM or SIGINT (an impatient operator, Ctrl-C twice) cuts
-	// the drain short: the remaining connections are closed at once.
-	// (A reload while stopping is moot: SIGHUP is no longer read.)
-	go func() {
-		select {
-		case sig := <-stops:
-			log.Warn("second stop signal; closing in-flight requests now", "signal", sig.String())
-			cancel()
-		case <-drainCtx.Done():
-		}
-	}()
-	// Stop accepting. A socket systemd passed in stays open in systemd's
-	// hands: connections still in its backlog wait there for the next
-	// start. Once Serve has returned, every connection it accepted is
-	// counted.
-	accepting.Close()
-	if !serveEnded {
-		if err := <-served; !errors.Is(err, net.ErrClosed) {
-			log.Warn("serving ended with an unexpected error while stopping", "err", err)
-		}
-	}
-	// Answer the requests on the connections accepted, then close them:
-	// with keep-alives off, each connection closes after its response, and
-	// idle ones close at once. (http.Server.Shutdown is not used: it drops
-	// a request it has not read yet; docs/lifecycle.md, step 8.) Switching
-	// keep-alives off again on every poll closes the connections that went
-	// idle since, and, as Shutdown does, those that have sent nothing for
-	// 5 s.
-	closeIdle := func() { srv.SetKeepAlivesEnabled(false) }
-	if err := conns.wait(drainCtx, closeIdle); err != nil {
-		log.Warn("drain cut short; closing the remaining connections", "drain_timeout", drain, "cause", context.Cause(drainCtx))
-	}
-	srv.Close()
-	k.Metrics.SetDraining(0)
-	log.Info("stopped")
-	return failed
+	return listeners{main: ln, origin: origin, metrics: metricsLn}, nil
 }
 
-// start runs App.Start while answering signals: SIGTERM or SIGINT (or ctx)
-// cancels the start, sends STOPPING=1 and makes Run return nil; SIGHUP is
-// kept for once the daemon is ready, since the configuration may change
-// again before then. It returns whether a reload waits, whether a stop
-// ended the start, or the start's error.
-func (k *kit[C]) start(ctx context.Context, stops, reloads <-chan os.Signal) (reloadWaiting, stopped bool, err error) {
-	startCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Progress counts only while the start runs: a late report would
-	// overwrite the STATUS= of READY=1 or STOPPING=1.
-	k.mu.Lock()
-	k.starting = true
-	k.mu.Unlock()
-	defer func() {
-		k.mu.Lock()
-		k.starting = false
-		k.mu.Unlock()
-	}()
-	progress := func(status string, more time.Duration) {
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		if k.starting {
-			k.notify(systemd.Status("%s", status), systemd.ExtendTimeout(more))
-		}
+// listenMain returns the main listener and where it came from (listen).
+// With the FD store, what comes back is the socket an earlier start
+// opened. If the configuration now names another address, that socket
+// leaves the store and a new one is opened: a changed listen takes effect
+// at the next restart, not only once the store is empty.
+func (d *daemon[C]) listenMain() (net.Listener, string, error) {
+	addr := d.cfg.Listen.String()
+	ln, origin, err := mainListener(d.Systemd.Listeners, d.Systemd.Unusable, addr)
+	if err != nil || !d.StoreListener || origin != passedIn || listensOn(ln, addr) {
+		return ln, origin, err
 	}
-	started := make(chan error, 1)
-	go func() {
-		err := k.App.Start(startCtx, progress)
-		if d := k.cfg.Instruments.StartDelay.Duration; err == nil && k.cfg.Instruments.Enabled && d > 0 {
-			k.Logger.Info("warming up (instruments.start_delay)", "start_delay", d)
-			err = startDelay(startCtx, d, progress)
-		}
-		started <- err
-	}()
-	for {
-		select {
-		case err := <-started:
-			if err != nil {
-				return false, false, fmt.Errorf("start: %w", err)
-			}
-			return reloadWaiting, false, nil
-		case <-reloads:
-			k.Logger.Info("reload requested while starting; it follows once ready")
-			reloadWaiting = true
-			continue
-		case sig := <-stops:
-			k.Logger.Info("stop requested while starting", "signal", sig.String())
-		case <-ctx.Done():
-			k.Logger.Info("stop requested while starting", "cause", context.Cause(ctx).Error())
-		}
-		k.mu.Lock()
-		k.starting = false
-		k.notify(systemd.Stopping, systemd.Status("Stopping: the start was interrupted"))
-		k.mu.Unlock()
-		cancel()
-		if err := <-started; err != nil && !errors.Is(err, context.Canceled) {
-			k.Logger.Warn("the interrupted start failed", "err", err)
-		}
-		k.Logger.Info("stopped")
-		return false, true, nil
-	}
+	d.Logger.Info("the stored socket listens elsewhere; opening one on the configured address",
+		"stored", ln.Addr().String(), "listen", addr)
+	d.notify(systemd.FDStoreRemove(mainSocket))
+	ln.Close()
+	return mainListener(nil, nil, addr)
 }
 
-// listen returns systemd's main socket if it passed sockets in, else a socket
-// of our own on addr, and says which. Sockets passed in that Take could not
-// use (unusable) count as passed: under systemd a socket of our own would
-// listen where no client is sent, so without a usable main socket the start
-// fails, naming them.
-func listen(passed systemd.Listeners, unusable map[string]error, addr string) (net.Listener, string, error) {
+// mainListener returns systemd's main socket if it passed sockets in, else
+// a socket of our own on addr, and says which. Sockets passed in that Take
+// could not use (unusable) count as passed: under systemd a socket of our
+// own would listen where no client is sent, so without a usable main
+// socket the start fails, naming them.
+func mainListener(passed systemd.Listeners, unusable map[string]error, addr string) (net.Listener, string, error) {
 	if len(passed) > 0 || len(unusable) > 0 {
 		ln, err := passed.TakeMain(mainSocket)
 		if err != nil {
@@ -515,138 +352,183 @@ func storeListener(n *systemd.Notifier, ln net.Listener) error {
 	return n.StoreFiles(mainSocket, f)
 }
 
+// closeUnused closes the sockets passed in that the daemon does not serve,
+// saying which. One that is not a listening stream socket (a
+// ListenDatagram= or an Accept=yes in the .socket unit) was closed by
+// Take: say what it is, or the operator's port would just be missing. (The
+// main socket's case failed the start in mainListener.) From the store, a socket
+// no longer used would come back at every start (a renamed one, say); take
+// it out.
+func (d *daemon[C]) closeUnused() {
+	unusable := d.Systemd.Unusable
+	var refused []string
+	for _, name := range slices.Sorted(maps.Keys(unusable)) {
+		d.Logger.Warn("ignoring a socket passed in that the daemon cannot use", "name", name, "err", unusable[name])
+		refused = append(refused, name)
+	}
+	unused := d.Systemd.Listeners.Close()
+	if len(unused) > 0 {
+		d.Logger.Warn("closing sockets passed in that the daemon does not use", "names", unused)
+	}
+	if d.StoreListener {
+		for _, name := range append(refused, unused...) {
+			d.notify(systemd.FDStoreRemove(name))
+		}
+	}
+}
+
+// loadToken reads the API token before the app starts (step 3). Without
+// one the daemon still serves, and refuses the routes that need it, saying
+// how to give one; a token it cannot read (the wrong owner, say) stops the
+// start, with the reason in STATUS=.
+func (d *daemon[C]) loadToken() error {
+	if _, err := d.Token.Load(); errors.Is(err, systemd.ErrNoCredential) {
+		d.Logger.Warn("routes that need the API token are refused until the daemon has one", "err", err)
+	} else if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	return nil
+}
+
+// start runs App.Start while answering signals: SIGTERM or SIGINT (or ctx)
+// cancels the start, sends STOPPING=1 and makes Run return nil; SIGHUP is
+// kept for once the daemon is ready, since the configuration may change
+// again before then. It returns whether a reload waits, whether a stop
+// ended the start, or the start's error.
+func (d *daemon[C]) start(ctx context.Context) (reloadWaiting, stopped bool, err error) {
+	startCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Progress counts only while the start runs: a late report would
+	// overwrite the STATUS= of READY=1 or STOPPING=1.
+	d.mu.Lock()
+	d.starting = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.starting = false
+		d.mu.Unlock()
+	}()
+	progress := func(status string, more time.Duration) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.starting {
+			d.notify(systemd.Progress(status, more))
+		}
+	}
+	started := make(chan error, 1)
+	go func() {
+		err := d.App.Start(startCtx, progress)
+		if delay := d.cfg.Instruments.StartDelay.Duration; err == nil && d.cfg.Instruments.Enabled && delay > 0 {
+			d.Logger.Info("warming up (instruments.start_delay)", "start_delay", delay)
+			err = startDelay(startCtx, delay, progress)
+		}
+		started <- err
+	}()
+	for {
+		select {
+		case err := <-started:
+			if err != nil {
+				return false, false, fmt.Errorf("start: %w", err)
+			}
+			return reloadWaiting, false, nil
+		case <-d.Signals.Reload:
+			d.Logger.Info("reload requested while starting; it follows once ready")
+			reloadWaiting = true
+			continue
+		case sig := <-d.Signals.Stop:
+			d.Logger.Info("stop requested while starting", "signal", sig.String())
+		case <-ctx.Done():
+			d.Logger.Info("stop requested while starting", "cause", context.Cause(ctx).Error())
+		}
+		d.mu.Lock()
+		d.starting = false
+		d.notify(systemd.Stopping("Stopping: the start was interrupted", 0))
+		d.mu.Unlock()
+		cancel()
+		if err := <-started; err != nil && !errors.Is(err, context.Canceled) {
+			d.Logger.Warn("the interrupted start failed", "err", err)
+		}
+		d.Logger.Info("stopped")
+		return false, true, nil
+	}
+}
+
+// servers are the daemon's HTTP servers, serving (step 4).
+type servers struct {
+	main *http.Server
+	// accepting is the main listener, which counts the connections for
+	// max_connections and for the drain (limit.go).
+	accepting *limitListener
+	served    chan error // what main's Serve returned
+	mainEnded bool       // served has been read
+	// metrics is nil when metrics are served on the main listener.
+	metrics       *http.Server
+	metricsServed chan error
+}
+
+// serve starts serving on lns (step 4): the daemon's routes and the app's
+// on the main listener, at most max_connections at once (limit.go and
+// docs/lifecycle.md, step 4, say which connection makes room for a new
+// one), and metrics on their own listener if they have one.
+func (d *daemon[C]) serve(lns listeners) *servers {
+	s := &servers{served: make(chan error, 1), metricsServed: make(chan error, 1)}
+	metricsOnMain := d.Metrics.Handler()
+	if lns.metrics != nil {
+		metricsOnMain = nil
+		s.metrics = d.newServer(d.Metrics.Handler())
+		go func() { s.metricsServed <- s.metrics.Serve(lns.metrics) }()
+	}
+	s.accepting = newLimitListener(lns.main, d.cfg.HTTP.MaxConnections, d.Metrics.ConnectionShed, d.Metrics.AnsweredByServer)
+	s.main = d.newServer(d.handler(metricsOnMain))
+	s.main.ConnState, s.main.ConnContext = connState, connContext
+	go func() { s.served <- s.main.Serve(s.accepting) }()
+	return s
+}
+
+func (s *servers) closeMetrics() {
+	if s.metrics != nil {
+		s.metrics.Close()
+	}
+}
+
 // newServer returns an HTTP server for h. Its timeouts keep a slow or idle
 // client from holding a connection forever.
-func (k *kit[C]) newServer(h http.Handler, conns *connections) *http.Server {
-	limits := k.cfg.HTTP
-	srv := &http.Server{
+func (d *daemon[C]) newServer(h http.Handler) *http.Server {
+	limits := d.cfg.HTTP
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: limits.ReadHeaderTimeout.Duration,
 		ReadTimeout:       limits.ReadTimeout.Duration,
 		WriteTimeout:      limits.WriteTimeout.Duration,
 		IdleTimeout:       limits.IdleTimeout.Duration,
 		MaxHeaderBytes:    limits.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(k.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
 	}
-	if conns != nil {
-		srv.ConnState = func(c net.Conn, state http.ConnState) {
-			conns.track(c, state)
-			connState(c, state)
-		}
-		srv.ConnContext = connContext
-	}
-	return srv
-}
-
-// connections counts the open connections of a server, for the draining
-// gauge during a stop.
-type connections struct {
-	metrics  *metrics.Metrics
-	open     atomic.Int64
-	draining atomic.Bool
-}
-
-func (c *connections) track(_ net.Conn, state http.ConnState) {
-	var n int64
-	switch state {
-	case http.StateNew:
-		n = c.open.Add(1)
-	case http.StateClosed, http.StateHijacked:
-		n = c.open.Add(-1)
-	default:
-		return
-	}
-	if c.draining.Load() {
-		c.metrics.SetDraining(int(n))
-	}
-}
-
-func (c *connections) drain() {
-	c.draining.Store(true)
-	c.metrics.SetDraining(int(c.open.Load()))
-}
-
-// wait returns once every connection has closed, or with ctx's error,
-// calling closeIdle at every poll. It polls, as http.Server.Shutdown does:
-// a stop is rare, and the connection hook stays one atomic add.
-func (c *connections) wait(ctx context.Context, closeIdle func()) error {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for closeIdle(); c.open.Load() > 0; closeIdle() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
 }
 
 // setReady sets readiness where it is reported: GET /readyz and metrics.
-func (k *kit[C]) setReady(ready bool) {
-	k.ready.Store(ready)
-	k.Metrics.SetReady(ready)
+func (d *daemon[C]) setReady(ready bool) {
+	d.ready.Store(ready)
+	d.Metrics.SetReady(ready)
 }
 
-// reload answers SIGHUP. RELOADING=1 and MONOTONIC_USEC= go in one datagram;
-// READY=1 ends the reload whether it worked or not, because the daemon keeps
-// serving either way; STATUS= says which. The new file applies only when
-// all of it is valid, the daemon's settings and the app's alike.
-func (k *kit[C]) reload(serving string) {
-	k.notify(systemd.Reloading, systemd.MonotonicUsec(), systemd.Status("Reloading configuration"))
-	next, app, err := k.ConfigFile.Load()
-	k.Metrics.Reloaded(err == nil)
-	if err != nil {
-		k.Logger.Error("reload failed; still using the previous configuration", "err", err)
-		k.notify(systemd.Ready, systemd.Status("%s; reload failed, still using the previous configuration: %v", serving, err))
-		return
+// startWatchdog feeds the watchdog, if the unit has one (WatchdogSec=),
+// until the returned function is called. From the stop on no ping goes
+// out, whether or not that function was called yet (stop).
+func (d *daemon[C]) startWatchdog() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if d.Systemd.Watchdog > 0 {
+		go d.feedWatchdog(ctx)
 	}
-	// What was set up at the start stays as it was until the next one.
-	started := k.Config
-	for _, s := range []struct {
-		key     string
-		changed bool
-	}{
-		{"listen", next.Listen != started.Listen},
-		{"log_format", next.LogFormat != started.LogFormat},
-		{"[http]", next.HTTP != started.HTTP},
-	} {
-		if s.changed {
-			k.Logger.Warn(s.key + " changed; it takes effect at the next start")
-		}
-	}
-	k.LogLevel.Set(next.LogLevel.Level)
-	k.instrumentsOn.Store(next.Instruments.Enabled)
-	k.reloadToken()
-	k.App.Apply(app)
-	k.cfg = next
-	k.Logger.Info("configuration reloaded")
-	k.notify(systemd.Ready, systemd.Status("%s", serving))
-}
-
-// reloadToken reads the API token again: a credential rotated where the
-// reload can see it takes effect at once (docs/hardening.md, "The API
-// token", says where that is). A failed read keeps the token read before.
-func (k *kit[C]) reloadToken() {
-	hadToken := k.Token.Loaded()
-	switch changed, err := k.Token.Load(); {
-	case err != nil && hadToken:
-		k.Logger.Warn("could not read the API token again; the one read before stays", "err", err)
-	case errors.Is(err, systemd.ErrNoCredential):
-		k.Logger.Debug("still no API token; the routes that need it stay refused", "err", err)
-	case err != nil:
-		k.Logger.Warn("could not read the API token; the routes that need it stay refused", "err", err)
-	case changed:
-		k.Logger.Info("the API token changed; requests need the new one")
-	}
+	return cancel
 }
 
 // feedWatchdog sends WATCHDOG=1 at half the interval, as sd_watchdog_enabled(3)
 // advises, each time the health check passes, until ctx ends. A check that
 // fails or hangs skips the ping; after a whole interval without one systemd
 // kills the daemon (SIGABRT) and, with Restart=on-failure, starts it again.
-func (k *kit[C]) feedWatchdog(ctx context.Context) {
-	interval := k.Systemd.Watchdog
+func (d *daemon[C]) feedWatchdog(ctx context.Context) {
+	interval := d.Systemd.Watchdog
 	tick := time.NewTicker(interval / 2)
 	defer tick.Stop()
 	for {
@@ -656,25 +538,38 @@ func (k *kit[C]) feedWatchdog(ctx context.Context) {
 		case <-tick.C:
 		}
 		checkCtx, cancel := context.WithTimeout(ctx, interval/4)
-		err := k.check(checkCtx)
+		err := d.check(checkCtx)
 		cancel()
 		// The stop does not wait for a check (one stuck on a disk may
 		// never return); it takes the lock instead, after which none goes
 		// out.
-		k.mu.Lock()
-		if k.stopping {
-			k.mu.Unlock()
+		d.mu.Lock()
+		if d.stopping {
+			d.mu.Unlock()
 			return
 		}
-		k.Metrics.WatchdogPing(err == nil)
+		d.Metrics.WatchdogPing(err == nil)
 		if err == nil {
-			k.notify(systemd.Watchdog)
+			d.notify(systemd.Watchdog())
 		}
-		k.mu.Unlock()
+		d.mu.Unlock()
 		if err != nil {
-			k.Logger.Error("health check failed; not feeding the watchdog", "err", err)
+			d.Logger.Error("health check failed; not feeding the watchdog", "err", err)
 		}
 	}
+}
+
+// startPressureWatch watches for memory pressure until the returned
+// function is called, which returns once the watch has ended, its log line
+// written.
+func (d *daemon[C]) startPressureWatch() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.watchMemoryPressure(ctx)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // watchMemoryPressure answers each memory pressure event until ctx ends:
@@ -682,18 +577,18 @@ func (k *kit[C]) feedWatchdog(ctx context.Context) {
 // collects and returns the free heap to the kernel, which would otherwise
 // keep it counted against the cgroup for minutes. A watch that cannot be
 // set up is logged once; the daemon runs on without it.
-func (k *kit[C]) watchMemoryPressure(ctx context.Context) {
-	err := systemd.WatchMemoryPressure(ctx, k.Systemd.MemoryPressure, func() {
-		if r, ok := k.App.(MemoryReleaser); ok {
+func (d *daemon[C]) watchMemoryPressure(ctx context.Context) {
+	err := systemd.WatchMemoryPressure(ctx, d.Systemd.MemoryPressure, func() {
+		if r, ok := d.App.(MemoryReleaser); ok {
 			r.ReleaseMemory()
 		}
 		before := heapReleased()
 		debug.FreeOSMemory()
-		k.Logger.Debug("memory pressure: memory given back to the kernel", "released_bytes", heapReleased()-before)
-		k.Metrics.MemoryPressure()
+		d.Logger.Debug("memory pressure: memory given back to the kernel", "released_bytes", heapReleased()-before)
+		d.Metrics.MemoryPressure()
 	})
 	if err != nil {
-		k.Logger.Warn("not watching for memory pressure", "err", err)
+		d.Logger.Warn("not watching for memory pressure", "err", err)
 	}
 }
 
@@ -705,20 +600,160 @@ func heapReleased() int64 {
 	return int64(s[0].Value.Uint64())
 }
 
+// wait answers reloads, the one asked for before READY=1 first, until a
+// stop is asked for or a server fails (step 7), and returns the failure.
+func (d *daemon[C]) wait(ctx context.Context, reloadWaiting bool, s *servers) error {
+	if reloadWaiting {
+		d.reload()
+	}
+	for {
+		select {
+		case <-d.Signals.Reload:
+			d.reload()
+		case sig := <-d.Signals.Stop:
+			d.Logger.Info("stop requested", "signal", sig.String())
+			return nil
+		case <-ctx.Done():
+			d.Logger.Info("stop requested", "cause", context.Cause(ctx).Error())
+			return nil
+		case err := <-s.served:
+			s.mainEnded = true
+			return fmt.Errorf("serve: %w", err)
+		case err := <-s.metricsServed:
+			return fmt.Errorf("serve metrics: %w", err)
+		}
+	}
+}
+
+// reload answers SIGHUP. RELOADING=1 begins it (systemd.Reloading); READY=1
+// ends it whether it worked or not, because the daemon keeps
+// serving either way; STATUS= says which. The new file applies only when
+// all of it is valid, the daemon's settings and the app's alike.
+func (d *daemon[C]) reload() {
+	d.notify(systemd.Reloading("Reloading configuration"))
+	next, app, err := d.ConfigFile.Load()
+	d.Metrics.Reloaded(err == nil)
+	if err != nil {
+		d.Logger.Error("reload failed; still using the previous configuration", "err", err)
+		d.notify(systemd.Ready(fmt.Sprintf("%s; reload failed, still using the previous configuration: %v", d.serving, err)))
+		return
+	}
+	// What was set up at the start stays as it was until the next one.
+	started := d.Config
+	for _, s := range []struct {
+		key     string
+		changed bool
+	}{
+		{"listen", next.Listen != started.Listen},
+		{"log_format", next.LogFormat != started.LogFormat},
+		{"[http]", next.HTTP != started.HTTP},
+	} {
+		if s.changed {
+			d.Logger.Warn(s.key + " changed; it takes effect at the next start")
+		}
+	}
+	d.LogLevel.Set(next.LogLevel.Level)
+	d.instrumentsOn.Store(next.Instruments.Enabled)
+	d.reloadToken()
+	d.App.Apply(app)
+	d.cfg = next
+	d.Logger.Info("configuration reloaded")
+	d.notify(systemd.Ready(d.serving))
+}
+
+// reloadToken reads the API token again: a credential rotated where the
+// reload can see it takes effect at once (docs/hardening.md, "The API
+// token", says where that is). A failed read keeps the token read before.
+func (d *daemon[C]) reloadToken() {
+	hadToken := d.Token.Loaded()
+	switch changed, err := d.Token.Load(); {
+	case err != nil && hadToken:
+		d.Logger.Warn("could not read the API token again; the one read before stays", "err", err)
+	case errors.Is(err, systemd.ErrNoCredential):
+		d.Logger.Debug("still no API token; the routes that need it stay refused", "err", err)
+	case err != nil:
+		d.Logger.Warn("could not read the API token; the routes that need it stay refused", "err", err)
+	case changed:
+		d.Logger.Info("the API token changed; requests need the new one")
+	}
+}
+
+// stop ends the daemon (step 8) and returns failed, what ended the wait.
+// /readyz answers 503 from now on, before STOPPING=1 goes out. The
+// watchdog is no longer fed: systemd disarms it once a stop begins, and a
+// WATCHDOG=1 sent after that would arm it again, so that a late ping could
+// kill the drain (docs/lifecycle.md, step 6). The drain is bounded by
+// drain_timeout here, and by TimeoutStopSec= and EXTEND_TIMEOUT_USEC= in
+// systemd.
+func (d *daemon[C]) stop(s *servers, failed error) error {
+	if failed != nil {
+		d.Logger.Error("stopping: a server failed", "err", failed)
+	}
+	d.mu.Lock()
+	d.stopping = true // from here on no ping goes out, even from a check still running
+	d.mu.Unlock()
+	d.setReady(false)
+	s.accepting.drain(d.Metrics.SetDraining)
+	drain := d.cfg.DrainTimeout.Duration
+	// Ask for the drain's time, and a little for exiting, in case it is
+	// longer than TimeoutStopSec=. In this datagram it also puts off a
+	// watchdog re-armed by a ping systemd read late (docs/lifecycle.md,
+	// step 6).
+	d.notify(systemd.Stopping(fmt.Sprintf("Stopping: finishing in-flight requests (at most %s)", drain), drain+5*time.Second))
+	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	// A second SIGTERM or SIGINT (an impatient operator, Ctrl-C twice) cuts
+	// the drain short: the remaining connections are closed at once.
+	// (A reload while stopping is moot: SIGHUP is no longer read.)
+	go func() {
+		select {
+		case sig := <-d.Signals.Stop:
+			d.Logger.Warn("second stop signal; closing in-flight requests now", "signal", sig.String())
+			cancel()
+		case <-drainCtx.Done():
+		}
+	}()
+	// Stop accepting. A socket systemd passed in stays open in systemd's
+	// hands: connections still in its backlog wait there for the next
+	// start.
+	s.accepting.Close()
+	if !s.mainEnded {
+		if err := <-s.served; !errors.Is(err, net.ErrClosed) {
+			d.Logger.Warn("serving ended with an unexpected error while stopping", "err", err)
+		}
+	}
+	// Answer the requests on the connections accepted, then close them:
+	// with keep-alives off, each connection closes after its response, and
+	// idle ones close at once. (http.Server.Shutdown is not used: it drops
+	// a request it has not read yet; docs/lifecycle.md, step 8.) Switching
+	// keep-alives off again on every poll closes the connections that went
+	// idle since, and, as Shutdown does, those that have sent nothing for
+	// 5 s.
+	closeIdle := func() { s.main.SetKeepAlivesEnabled(false) }
+	if err := s.accepting.waitClosed(drainCtx, closeIdle); err != nil {
+		d.Logger.Warn("drain cut short; closing the remaining connections", "drain_timeout", drain, "cause", context.Cause(drainCtx))
+	}
+	s.main.Close()
+	s.accepting.closeAll() // those a handler took over, which Close leaves open
+	d.Metrics.SetDraining(0)
+	d.Logger.Info("stopped")
+	return failed
+}
+
 // notify sends to systemd and logs a failure: a lost status message is worth
 // a log line, not the daemon's life.
-func (k *kit[C]) notify(assignments ...string) {
-	if k.Systemd.Notifier.Enabled() {
-		k.Logger.Debug("sd_notify", "sent", strings.Join(assignments, " "))
+func (d *daemon[C]) notify(m systemd.Message) {
+	if d.Systemd.Notifier.Enabled() {
+		d.Logger.Debug("sd_notify", "sent", strings.Join(m, " "))
 	}
 	// A notify socket that stops answering would otherwise log a warning
 	// at every watchdog ping: say so once when it starts failing, and once
 	// when it works again.
-	err := k.Systemd.Notifier.Notify(assignments...)
+	err := d.Systemd.Notifier.Notify(m)
 	switch failing := err != nil; {
-	case failing && !k.notifyFailing.Swap(true):
-		k.Logger.Warn("sd_notify failed; further failures are not logged until it works again", "err", err)
-	case !failing && k.notifyFailing.Swap(false):
-		k.Logger.Info("sd_notify works again")
+	case failing && !d.notifyFailing.Swap(true):
+		d.Logger.Warn("sd_notify failed; further failures are not logged until it works again", "err", err)
+	case !failing && d.notifyFailing.Swap(false):
+		d.Logger.Info("sd_notify works again")
 	}
 }

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -15,7 +16,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// limitListener serves at most max connections at once, as
+// limitListener keeps the count of the daemon's open connections, from
+// the moment it accepts one until it is closed, whoever closes it: the
+// server, the client, the shedding below, or a handler that took it over
+// (Hijack, for a WebSocket say), which holds its slot as long as it is
+// open. The limit counts on it, and so does the drain (drain, waitClosed).
+//
+// It serves at most max connections at once, as
 // netutil.LimitListener does, with one difference that matters under
 // attack: when every slot is taken and a new client connects, it makes
 // room by closing a connection that holds its slot without using it (a
@@ -66,10 +73,13 @@ type limitListener struct {
 	slowAfter, idleAfter time.Duration
 	epoch                time.Time // phases are timed from here (monotonic)
 
-	mu     sync.Mutex
-	conns  map[*limitedConn]struct{}
-	freed  chan struct{} // a send when a connection closes
-	closed atomic.Bool
+	mu    sync.Mutex
+	conns map[*limitedConn]struct{}
+	// draining, once the drain began, is told how many connections are
+	// left at every close (the draining gauge).
+	draining func(open int)
+	freed    chan struct{} // a send when a connection closes
+	closed   atomic.Bool
 }
 
 const (
@@ -188,7 +198,7 @@ func (l *limitListener) takeVictim() *limitedConn {
 			continue
 		}
 		if c.phase.CompareAndSwap(int64(p), int64(phaseOf(shed, now))) {
-			delete(l.conns, c)
+			l.remove(c)
 			return c
 		}
 	}
@@ -220,6 +230,58 @@ func (l *limitListener) waitForRoom() error {
 func (l *limitListener) Close() error {
 	l.closed.Store(true)
 	return l.Listener.Close()
+}
+
+// remove takes c out of the count. l.mu is held.
+func (l *limitListener) remove(c *limitedConn) {
+	delete(l.conns, c)
+	if l.draining != nil {
+		l.draining(len(l.conns))
+	}
+}
+
+// drain begins the drain: from now on gauge is told how many connections
+// are open, now and at every close.
+func (l *limitListener) drain(gauge func(open int)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.draining = gauge
+	gauge(len(l.conns))
+}
+
+// waitClosed returns once every connection has closed, or with ctx's
+// error, calling closeIdle at every poll. It polls, as
+// http.Server.Shutdown does: a stop is rare, and a close stays cheap.
+func (l *limitListener) waitClosed(ctx context.Context, closeIdle func()) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for closeIdle(); l.open() > 0; closeIdle() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// open is the number of open connections.
+func (l *limitListener) open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}
+
+// closeAll closes every connection still open. At the end of the drain,
+// after http.Server.Close, what is left is the connections handlers took
+// over, which the server leaves to them.
+func (l *limitListener) closeAll() {
+	l.mu.Lock()
+	conns := slices.Collect(maps.Keys(l.conns))
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 // A connection's state, for limitListener.
@@ -283,10 +345,12 @@ func (c *limitedConn) unread() bool {
 		return false
 	}
 	n := 0
-	raw.Control(func(fd uintptr) {
+	if err := raw.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, _ = unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	})
+	}); err != nil {
+		return false // closed meanwhile: nothing waits in it
+	}
 	return n > 0
 }
 
@@ -326,7 +390,7 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
 		c.l.mu.Lock()
-		delete(c.l.conns, c)
+		c.l.remove(c)
 		c.l.mu.Unlock()
 		c.l.wake()
 	})

@@ -20,6 +20,7 @@ const wait = 10 * time.Second
 // zero, so that the rules decide and not the time; the connections are
 // real sockets.
 func TestTheListenerClosesOnlyAConnectionWhoseClientKeepsItWaiting(t *testing.T) {
+	t.Parallel()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -16,33 +16,33 @@ import (
 // named "metrics" or -metrics-listen was given: then it is served there
 // alone (metricsOnMain is nil), so that the metrics port can be firewalled
 // apart.
-func (k *kit[C]) handler(metricsOnMain http.Handler) http.Handler {
+func (d *daemon[C]) handler(metricsOnMain http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.Handler) {
-		mux.Handle(pattern, k.Metrics.Instrument(pattern, k.recoverPanics(pattern, h)))
+		mux.Handle(pattern, d.Metrics.Instrument(pattern, d.recoverPanics(pattern, h)))
 	}
-	handle("GET /healthz", k.handleHealthz())
-	handle("GET /readyz", k.handleReadyz())
+	handle("GET /healthz", d.handleHealthz())
+	handle("GET /readyz", d.handleReadyz())
 	if metricsOnMain != nil {
 		handle("GET /metrics", metricsOnMain)
 	}
-	k.instrumentRoutes(handle)
-	k.App.Routes(handle)
+	d.instrumentRoutes(handle)
+	d.App.Routes(handle)
 	// The requests no route takes (404, 405) are counted too, under one
 	// route label whatever their path: a scan for paths the daemon does
 	// not have shows in the metrics without a series for each path. Those
 	// net/http answers before the mux (400, 431) are counted by the
 	// listener (limit.go).
-	return markBusy(k.Metrics.InstrumentMux(mux))
+	return markBusy(d.Metrics.InstrumentMux(mux))
 }
 
 // handleHealthz answers 200 while the app's health check passes: the
 // process can do its work. It is the check that gates the watchdog.
-func (k *kit[C]) handleHealthz() http.Handler {
+func (d *daemon[C]) handleHealthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
-		if err := k.check(ctx); err != nil {
+		if err := d.check(ctx); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -52,9 +52,9 @@ func (k *kit[C]) handleHealthz() http.Handler {
 
 // handleReadyz answers 200 only between READY=1 and STOPPING=1, so that a
 // load balancer stops sending new requests before the listener closes.
-func (k *kit[C]) handleReadyz() http.Handler {
+func (d *daemon[C]) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !k.ready.Load() {
+		if !d.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
@@ -66,7 +66,7 @@ func (k *kit[C]) handleReadyz() http.Handler {
 // the stack, and a count in the http_panics_total metric. net/http would
 // recover it too, but only by closing the connection and writing to its
 // own log.
-func (k *kit[C]) recoverPanics(route string, h http.Handler) http.Handler {
+func (d *daemon[C]) recoverPanics(route string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			v := recover()
@@ -76,8 +76,8 @@ func (k *kit[C]) recoverPanics(route string, h http.Handler) http.Handler {
 			if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
 				panic(v) // the handler's way to abort the response on purpose
 			}
-			k.Metrics.Panicked(route)
-			k.Logger.Error("panic serving request", "route", route, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			d.Metrics.Panicked(route)
+			d.Logger.Error("panic serving request", "route", route, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			http.Error(w, "internal error", http.StatusInternalServerError)
 		}()
 		h.ServeHTTP(w, r)

@@ -25,14 +25,15 @@ func (noApp) Close() error                          { return nil }
 // from STOPPING=1 on, when no listener is left to ask it through; here the
 // handler is asked directly.
 func TestReadyzFollowsReadiness(t *testing.T) {
-	k := &kit[struct{}]{Daemon: Daemon[struct{}]{
+	t.Parallel()
+	d := &daemon[struct{}]{Options: Options[struct{}]{
 		Logger:  slog.New(slog.DiscardHandler),
 		Metrics: metrics.New(prometheus.NewRegistry(), metrics.Build{}),
 		App:     noApp{},
 	}}
-	h := k.handler(nil)
+	h := d.handler(nil)
 	for _, ready := range []bool{false, true, false} {
-		k.setReady(ready)
+		d.setReady(ready)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 		if want := map[bool]int{true: 200, false: 503}[ready]; rec.Code != want {

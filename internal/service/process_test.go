@@ -276,6 +276,98 @@ func TestSignalsAreHandledFromTheMomentReadyIsSent(t *testing.T) {
 	}
 }
 
+// TestASIGHUPBeforeReadyWaitsForTheStart: main catches SIGHUP before it
+// reads the configuration, so one that comes while the daemon starts (here
+// during instruments.start_delay, a warm-up before READY=1) does not end
+// the process by SIGHUP's default action: the reload follows READY=1.
+func TestASIGHUPBeforeReadyWaitsForTheStart(t *testing.T) {
+	ln := systemdtest.ListenTCP(t)
+	cmd := command(t, "[instruments]\nenabled = true\nstart_delay = \"1s\"\n")
+	systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	if msg := p.Notify.Next(t, systemdtest.Wait); msg != "STATUS=Starting" {
+		t.Fatalf("first message %q, want STATUS=Starting", msg)
+	}
+	// The warm-up's first report: started, and not ready for a second.
+	if msg := p.Notify.Next(t, systemdtest.Wait); !strings.HasPrefix(msg, "STATUS=Warming up") {
+		t.Fatalf("second message %q, want the warm-up's STATUS=", msg)
+	}
+	p.Signal(t, syscall.SIGHUP)
+	if ready := p.WaitReady(t); !strings.HasPrefix(ready["STATUS"], "Serving on ") {
+		t.Errorf("READY=1 with STATUS=%q, want what is served", ready["STATUS"])
+	}
+	if msg := p.Notify.Next(t, systemdtest.Wait); !strings.HasPrefix(msg, "RELOADING=1\nMONOTONIC_USEC=") {
+		t.Fatalf("after READY=1: %q, want the reload asked for during the start", msg)
+	}
+	p.WaitReady(t)
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t); code != 0 {
+		t.Errorf("exit status: %d, want 0 (stderr: %s)", code, p.Stderr)
+	}
+}
+
+// TestASIGHUPWhileTheConfigurationIsReadWaits: main catches the signals
+// before anything else, so a SIGHUP sent while the daemon reads its
+// configuration (here a FIFO, which holds the read until the test writes
+// it) waits for the lifecycle, and the reload follows READY=1. Caught only
+// later, it would end the process by SIGHUP's default action.
+func TestASIGHUPWhileTheConfigurationIsReadWaits(t *testing.T) {
+	ln := systemdtest.ListenTCP(t)
+	cmd := command(t, "")
+	path := systemdtest.ConfigPath(cmd)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	writeFIFO(t, path, `greeting = "first"`, func() { p.Signal(t, syscall.SIGHUP) })
+	p.WaitReady(t)
+	if msg := p.Notify.Next(t, systemdtest.Wait); !strings.HasPrefix(msg, "RELOADING=1\n") {
+		t.Fatalf("after READY=1: %q, want the reload asked for while the configuration was read", msg)
+	}
+	writeFIFO(t, path, `greeting = "second"`, func() {})
+	p.WaitReady(t)
+	if code, body := systemdtest.Get(t, "http://"+ln.Addr().String()+"/"); code != 200 || body != "second\n" {
+		t.Errorf("GET / after the reload: %d %q, want second", code, body)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t); code != 0 {
+		t.Errorf("exit status: %d, want 0 (stderr: %s)", code, p.Stderr)
+	}
+}
+
+// writeFIFO opens the FIFO at path once the daemon has opened it to read
+// (and so is reading its configuration), calls meanwhile, then writes
+// content and closes it, which ends the daemon's read.
+func writeFIFO(t *testing.T, path, content string, meanwhile func()) {
+	t.Helper()
+	opened := make(chan *os.File, 1)
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0) // blocks until a reader opens it
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- f
+	}()
+	var f *os.File
+	select {
+	case f = <-opened:
+	case <-time.After(systemdtest.Wait):
+		t.Fatalf("the daemon never read %s", path)
+	}
+	if f == nil {
+		t.FailNow()
+	}
+	defer f.Close()
+	meanwhile()
+	if _, err := io.WriteString(f, content); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBadConfigAtStartExitsWithConfigErrorNamingFileLineKey(t *testing.T) {
 	cmd := command(t, "greeting = \"hi\"\n\ndrain_timeout = \"soon\"\n")
 	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))

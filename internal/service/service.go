@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -36,9 +35,10 @@ const (
 	ExitConfig  = 78 // EX_CONFIG from sysexits.h: the configuration is wrong
 )
 
-// Service is an app for Run to run. C is the app's part of the
-// configuration file.
-type Service[C any] struct {
+// AppSpec is what Run needs to know of an app to run it: its default
+// settings, whether it needs a state directory, and how to make it. C is
+// the app's part of the configuration file.
+type AppSpec[C any] struct {
 	// AppDefaults returns the app's settings as they are before the file is
 	// read; nil means C's zero value.
 	AppDefaults func() C
@@ -71,16 +71,18 @@ type Deps[C any] struct {
 
 // Run is the whole program: it reads the command line and the configuration,
 // builds the logger, the metrics and the app, and runs the lifecycle. args,
-// getenv, passed and the two streams are all it knows of the process.
-func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(string) string, passed systemd.Passed, stdout, stderr io.Writer) (err error) {
+// getenv, the signals main caught, what systemd passed and the two streams
+// are all it knows of the process.
+func Run[C any](ctx context.Context, s AppSpec[C], args []string, getenv func(string) string, signals lifecycle.Signals, passed systemd.Passed, stdout, stderr io.Writer) (err error) {
 	// A daemon that cannot start (a bad file, a port in use, state it
 	// cannot read), or that stops on an error, says why where `systemctl
 	// status` shows it, as well as on stderr: STATUS= with the reason, and
 	// ERRNO= when an errno is at the bottom of it (sd_notify(3)). systemd
 	// keeps both (StatusText, StatusErrno) until the unit starts again.
+	// A lost message costs nothing more: the error goes to stderr too.
 	defer func() {
 		if err != nil {
-			reportFailure(passed.Notifier, err)
+			_ = passed.Notifier.Notify(systemd.Failed(err))
 		}
 	}()
 	name := filepath.Base(args[0])
@@ -183,7 +185,8 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 	if err != nil {
 		return err
 	}
-	return lifecycle.Run(ctx, lifecycle.Daemon[C]{
+	return lifecycle.Run(ctx, lifecycle.Options[C]{
+		Signals:       signals,
 		Logger:        logger,
 		LogLevel:      level,
 		Systemd:       passed,
@@ -195,17 +198,6 @@ func Run[C any](ctx context.Context, s Service[C], args []string, getenv func(st
 		Token:         token,
 		App:           a,
 	})
-}
-
-// reportFailure tells systemd why the daemon is about to exit with err.
-// A lost message costs nothing more: the error goes to stderr too.
-func reportFailure(n *systemd.Notifier, err error) {
-	msg := []string{systemd.Status("Failed: %v", err)}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		msg = append(msg, systemd.Errno(errno))
-	}
-	_ = n.Notify(msg...)
 }
 
 // defaultConfigPath is config.toml in the directory systemd's

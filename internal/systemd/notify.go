@@ -25,16 +25,74 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The state strings of sd_notify(3). go-systemd names the common ones; the
-// rest are ours.
-const (
-	Ready     = daemon.SdNotifyReady     // start-up or reload finished
-	Reloading = daemon.SdNotifyReloading // a reload began; READY=1 ends it
-	Stopping  = daemon.SdNotifyStopping  // shutdown began
-	Watchdog  = daemon.SdNotifyWatchdog  // keep-alive ping
-)
+// Message is one notify datagram: its assignments, which systemd applies
+// together (READY=1 with its STATUS=, RELOADING=1 with its
+// MONOTONIC_USEC=). The functions below build each message the daemon
+// sends, named for what happened; Notifier.Notify sends it. The caller says
+// what happened, and this package knows what datagram that takes.
+type Message []string
 
-// Status returns a STATUS= line: free text that `systemctl status` shows.
+// Ready says the start, or a reload, is done: READY=1, with status as
+// STATUS= (what is served, or why a reload failed). systemd marks the unit
+// active, and `systemctl start` or `systemctl reload` returns.
+func Ready(status string) Message {
+	return withStatus(Message{daemon.SdNotifyReady}, status)
+}
+
+// Reloading says a reload began: RELOADING=1 and MONOTONIC_USEC=, the
+// CLOCK_MONOTONIC time in microseconds, in one datagram, and STATUS=. The
+// time tells systemd (≥ 253, Type=notify-reload) which reload the next
+// READY=1 answers: without it systemd cannot tell a reload that finished
+// from one that never began, and `systemctl reload` waits until its timeout.
+func Reloading(status string) Message {
+	monotonic := strings.TrimSuffix(daemon.SdNotifyMonotonicUsec(), "\n")
+	return withStatus(Message{daemon.SdNotifyReloading, monotonic}, status)
+}
+
+// Stopping says the stop began: STOPPING=1 and STATUS=. With extend > 0 it
+// also asks for that much time from now (EXTEND_TIMEOUT_USEC=), which
+// matters only when the stop would outlast TimeoutStopSec=.
+func Stopping(status string, extend time.Duration) Message {
+	return withExtend(withStatus(Message{daemon.SdNotifyStopping}, status), extend)
+}
+
+// Status says what the daemon is doing, with no change of state: STATUS=
+// alone, which `systemctl status` shows.
+func Status(status string) Message {
+	return withStatus(nil, status)
+}
+
+// Progress says a long start goes on: STATUS= and, with more > 0, a request
+// for that much more time from now (EXTEND_TIMEOUT_USEC=). It matters only
+// when the start already runs past TimeoutStartSec=, so it is harmless when
+// the work fits.
+func Progress(status string, more time.Duration) Message {
+	return withExtend(withStatus(nil, status), more)
+}
+
+// Watchdog is the keep-alive ping: WATCHDOG=1.
+func Watchdog() Message { return Message{daemon.SdNotifyWatchdog} }
+
+// Failed says why the daemon is about to exit: STATUS=Failed: err, and
+// ERRNO= when an errno is at the bottom of err. systemd keeps both
+// (`systemctl status` shows them; systemctl show has StatusText= and
+// StatusErrno=) until the unit starts again.
+func Failed(err error) Message {
+	m := Status(fmt.Sprintf("Failed: %v", err))
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		m = append(m, "ERRNO="+strconv.Itoa(int(errno)))
+	}
+	return m
+}
+
+// FDStoreRemove asks systemd to close the descriptors it stores under name
+// (FDSTOREREMOVE=1 with FDNAME=; sd_notify(3)).
+func FDStoreRemove(name string) Message {
+	return Message{"FDSTOREREMOVE=1", "FDNAME=" + name}
+}
+
+// withStatus adds status to m as STATUS=, unless it is empty.
 //
 // The text is made safe to send: systemd splits a datagram into assignments
 // at every newline and carriage return, so either would end the status early
@@ -43,38 +101,20 @@ const (
 // STATUS= that is not valid UTF-8. Hence the replacements: a space, `\x00`,
 // and U+FFFD. A status too long for one datagram is shortened when it is
 // sent (Notify).
-func Status(format string, args ...any) string {
-	text := strings.NewReplacer("\n", " ", "\r", " ", "\x00", `\x00`).Replace(fmt.Sprintf(format, args...))
-	return "STATUS=" + strings.ToValidUTF8(text, "\uFFFD")
+func withStatus(m Message, status string) Message {
+	if status == "" {
+		return m
+	}
+	text := strings.NewReplacer("\n", " ", "\r", " ", "\x00", `\x00`).Replace(status)
+	return append(m, "STATUS="+strings.ToValidUTF8(text, "\uFFFD"))
 }
 
-// MonotonicUsec returns MONOTONIC_USEC=, the CLOCK_MONOTONIC time in
-// microseconds. Sent together with RELOADING=1 it tells systemd (≥ 253,
-// Type=notify-reload) which reload this READY=1 answers: without it systemd
-// cannot tell a reload that finished from one that never began, and
-// `systemctl reload` waits until its timeout.
-func MonotonicUsec() string {
-	return strings.TrimSuffix(daemon.SdNotifyMonotonicUsec(), "\n")
-}
-
-// ExtendTimeout returns EXTEND_TIMEOUT_USEC=, which asks systemd for d more
-// time in the current state (start, runtime or stop). It matters only when the
-// state already runs past its configured timeout (TimeoutStartSec=,
-// TimeoutStopSec=), so sending it is harmless when the work fits.
-func ExtendTimeout(d time.Duration) string {
-	return "EXTEND_TIMEOUT_USEC=" + strconv.FormatInt(d.Microseconds(), 10)
-}
-
-// Errno returns ERRNO=, the errno behind a failure, which `systemctl
-// status` shows beside STATUS= (and systemctl show as StatusErrno=).
-func Errno(errno syscall.Errno) string {
-	return "ERRNO=" + strconv.Itoa(int(errno))
-}
-
-// FDStoreRemove returns FDSTOREREMOVE=1 with FDNAME=name: systemd closes
-// the descriptors stored under name (sd_notify(3)).
-func FDStoreRemove(name string) []string {
-	return []string{"FDSTOREREMOVE=1", "FDNAME=" + name}
+// withExtend adds EXTEND_TIMEOUT_USEC= to m, unless d is 0.
+func withExtend(m Message, d time.Duration) Message {
+	if d <= 0 {
+		return m
+	}
+	return append(m, "EXTEND_TIMEOUT_USEC="+strconv.FormatInt(d.Microseconds(), 10))
 }
 
 // Notifier sends sd_notify(3) messages to the socket that systemd named in
@@ -124,20 +164,18 @@ func (n *Notifier) Unsupported() string {
 	return n.unsupported
 }
 
-// Notify sends the assignments in one datagram, newline-separated. systemd
-// applies one datagram atomically: READY=1 and its STATUS= arrive together,
-// and RELOADING=1 with its MONOTONIC_USEC=.
+// Notify sends m in one datagram, its assignments newline-separated.
 //
 // systemd drops a datagram longer than 4096 bytes whole, READY=1 and all,
 // so a STATUS= that would make it longer is cut in the middle to fit, where
 // "…[N bytes cut]…" says how much went; the other assignments go whole.
 // Assignments that cannot fit even so, or that hold a NUL byte, are an
 // error, not a datagram systemd would discard.
-func (n *Notifier) Notify(assignments ...string) error {
+func (n *Notifier) Notify(m Message) error {
 	if !n.Enabled() {
 		return nil
 	}
-	msg, err := datagram(assignments...)
+	msg, err := datagram(m...)
 	if err != nil {
 		return fmt.Errorf("sd_notify %s: %w", n.addr.Name, err)
 	}

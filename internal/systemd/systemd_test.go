@@ -30,7 +30,7 @@ func TestNotifySendsOneDatagramToPathAndAbstractSockets(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			if err := NewNotifier(addr).Notify(Ready, Status("serving\non :80")); err != nil {
+			if err := NewNotifier(addr).Notify(Ready("serving\non :80")); err != nil {
 				t.Fatal(err)
 			}
 			buf := make([]byte, 1024)
@@ -48,13 +48,13 @@ func TestNotifySendsOneDatagramToPathAndAbstractSockets(t *testing.T) {
 }
 
 func TestNotifierWithoutSocketDoesNothing(t *testing.T) {
-	if n := NewNotifier(""); n.Enabled() || n.Notify(Ready) != nil {
+	if n := NewNotifier(""); n.Enabled() || n.Notify(Ready("")) != nil {
 		t.Error("a Notifier without NOTIFY_SOCKET must drop messages without error")
 	}
 }
 
 func TestNotifyReportsAMissingSocket(t *testing.T) {
-	if err := NewNotifier(filepath.Join(t.TempDir(), "gone")).Notify(Ready); err == nil {
+	if err := NewNotifier(filepath.Join(t.TempDir(), "gone")).Notify(Ready("")); err == nil {
 		t.Error("Notify to a socket nobody listens on: no error")
 	}
 }
@@ -257,10 +257,10 @@ func TestTakeRemovesWhatSystemdPassedFromTheEnvironment(t *testing.T) {
 			if passed.Watchdog != 200*time.Millisecond {
 				t.Errorf("watchdog %s, want 200ms", passed.Watchdog)
 			}
-			if err := passed.Notifier.Notify(Watchdog); err != nil {
+			if err := passed.Notifier.Notify(Watchdog()); err != nil {
 				t.Fatal(err)
 			}
-			if msg := notify.Next(t, time.Second); msg != Watchdog {
+			if msg := notify.Next(t, time.Second); msg != "WATCHDOG=1" {
 				t.Errorf("got %q, want WATCHDOG=1", msg)
 			}
 		})
@@ -342,7 +342,7 @@ func TestNotifySocketsThisDaemonCannotUseAreRefusedOnce(t *testing.T) {
 		if why := n.Unsupported(); !strings.Contains(why, addr) {
 			t.Errorf("NewNotifier(%q).Unsupported() = %q, want it to name the address", addr, why)
 		}
-		if err := n.Notify(Ready); err != nil {
+		if err := n.Notify(Ready("")); err != nil {
 			t.Errorf("Notify on %q: %v, want nothing sent and no error", addr, err)
 		}
 	}
@@ -361,7 +361,7 @@ func TestStatusIsSafeToSend(t *testing.T) {
 		{"bad \xff byte", "STATUS=bad \uFFFD byte"},
 		{"Grüße € 😀", "STATUS=Grüße € 😀"},
 	} {
-		if got := Status("%s", tc.text); got != tc.want {
+		if got := Status(tc.text); !slices.Equal(got, Message{tc.want}) {
 			t.Errorf("Status(%q) = %q, want %q", tc.text, got, tc.want)
 		}
 	}
@@ -380,23 +380,23 @@ func TestNotifyFitsEveryDatagramInSystemdsBuffer(t *testing.T) {
 	fits := "STATUS=" + strings.Repeat("y", datagramMax-len("READY=1\nSTATUS="))
 	for _, tc := range []struct {
 		name        string
-		assignments []string
+		assignments Message
 		cut         bool
 	}{
-		{"a reload that failed on a long config value", []string{Ready,
-			Status("Serving on 127.0.0.1:8080 (own socket); reload failed, still using the previous configuration: %v", configErr)}, true},
-		{"a reload beginning", []string{Reloading, MonotonicUsec(), Status("Reloading %s", long)}, true},
-		{"a failed start with its errno", []string{Status("Failed: %v", configErr), Errno(unix.EADDRINUSE)}, true},
-		{"two-byte characters", []string{Ready, Status("%s", strings.Repeat("é", 3000))}, true},
-		{"three-byte characters", []string{Ready, Status("%s", strings.Repeat("€", 2000))}, true},
-		{"four-byte characters", []string{Ready, Status("%s", strings.Repeat("😀", 1500))}, true},
-		{"mixed widths", []string{Ready, Status("%s", strings.Repeat("a€😀é", 700))}, true},
-		{"exactly 4096 bytes", []string{Ready, fits}, false},
-		{"4097 bytes", []string{Ready, fits + "y"}, true},
+		{"a reload that failed on a long config value",
+			Ready(fmt.Sprintf("Serving on 127.0.0.1:8080 (own socket); reload failed, still using the previous configuration: %v", configErr)), true},
+		{"a reload beginning", Reloading("Reloading " + long), true},
+		{"a failed start with its errno", Failed(fmt.Errorf("%w: listen: %w", configErr, unix.EADDRINUSE)), true},
+		{"two-byte characters", Ready(strings.Repeat("é", 3000)), true},
+		{"three-byte characters", Ready(strings.Repeat("€", 2000)), true},
+		{"four-byte characters", Ready(strings.Repeat("😀", 1500)), true},
+		{"mixed widths", Ready(strings.Repeat("a€😀é", 700)), true},
+		{"exactly 4096 bytes", Message{"READY=1", fits}, false},
+		{"4097 bytes", Message{"READY=1", fits + "y"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			notify := systemdtest.Listen(t, false)
-			if err := NewNotifier(notify.Addr).Notify(tc.assignments...); err != nil {
+			if err := NewNotifier(notify.Addr).Notify(tc.assignments); err != nil {
 				t.Fatal(err)
 			}
 			msg := notify.Next(t, 5*time.Second) // fails if systemd would drop it
@@ -445,18 +445,18 @@ func TestNotifyFitsEveryDatagramInSystemdsBuffer(t *testing.T) {
 func TestNotifyRefusesWhatSystemdWouldDrop(t *testing.T) {
 	notify := systemdtest.Listen(t, false)
 	n := NewNotifier(notify.Addr)
-	for _, assignments := range [][]string{
-		{Ready, Status("fine"), "X_NOTE=" + strings.Repeat("z", datagramMax)},
-		{Ready, "X_NOTE=a\x00b"},
+	for _, assignments := range []Message{
+		append(Ready("fine"), "X_NOTE="+strings.Repeat("z", datagramMax)),
+		{"READY=1", "X_NOTE=a\x00b"},
 	} {
-		if err := n.Notify(assignments...); err == nil {
+		if err := n.Notify(assignments); err == nil {
 			t.Errorf("Notify(%.60q…): no error", assignments)
 		}
 	}
-	if err := n.Notify(Watchdog); err != nil {
+	if err := n.Notify(Watchdog()); err != nil {
 		t.Fatal(err)
 	}
-	if msg := notify.Next(t, 5*time.Second); msg != Watchdog {
+	if msg := notify.Next(t, 5*time.Second); msg != "WATCHDOG=1" {
 		t.Errorf("got %.60q…, want only the WATCHDOG=1 sent after the refused messages", msg)
 	}
 }
@@ -493,5 +493,41 @@ func TestNotifySocketDropsWhatSystemdDrops(t *testing.T) {
 		if !tc.dropped && d.Text != tc.msg {
 			t.Errorf("%s: received %d bytes of %d", tc.name, len(d.Text), len(tc.msg))
 		}
+	}
+}
+
+// TestEachMessageIsTheDatagramItsStateChangeTakes pins what each message
+// holds, in order: systemd applies a datagram's assignments together, so
+// RELOADING=1 comes with its MONOTONIC_USEC=, and a failure with its errno.
+func TestEachMessageIsTheDatagramItsStateChangeTakes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  Message
+		want []string
+	}{
+		{"ready", Ready("Serving"), []string{"READY=1", "STATUS=Serving"}},
+		{"reloading", Reloading("Reloading"), []string{"RELOADING=1", "MONOTONIC_USEC=", "STATUS=Reloading"}},
+		{"stopping", Stopping("Stopping", 0), []string{"STOPPING=1", "STATUS=Stopping"}},
+		{"stopping, asking for time", Stopping("Stopping", 15*time.Second), []string{"STOPPING=1", "STATUS=Stopping", "EXTEND_TIMEOUT_USEC=15000000"}},
+		{"status", Status("Starting"), []string{"STATUS=Starting"}},
+		{"progress", Progress("Loading", 30*time.Second), []string{"STATUS=Loading", "EXTEND_TIMEOUT_USEC=30000000"}},
+		{"watchdog", Watchdog(), []string{"WATCHDOG=1"}},
+		{"failed", Failed(fmt.Errorf("listen: %w", unix.EADDRINUSE)), []string{"STATUS=Failed: listen: address already in use", "ERRNO=98"}},
+		{"failed, no errno", Failed(errors.New("bad")), []string{"STATUS=Failed: bad"}},
+		{"fd store remove", FDStoreRemove("http"), []string{"FDSTOREREMOVE=1", "FDNAME=http"}},
+	} {
+		if len(tc.msg) != len(tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, tc.msg, tc.want)
+			continue
+		}
+		for i, a := range tc.msg {
+			if want := tc.want[i]; a != want && (!strings.HasSuffix(want, "=") || !strings.HasPrefix(a, want)) {
+				t.Errorf("%s: %q, want %q", tc.name, tc.msg, tc.want)
+			}
+		}
+	}
+	usec, _ := strings.CutPrefix(Reloading("")[1], "MONOTONIC_USEC=")
+	if n, err := strconv.ParseInt(usec, 10, 64); err != nil || n <= 0 {
+		t.Errorf("MONOTONIC_USEC=%q, want microseconds", usec)
 	}
 }

@@ -51,16 +51,17 @@ func (a *app) Routes(handle func(string, http.Handler)) {
 }
 
 func main() {
+	signals := lifecycle.CatchSignals() // before anything else, as cmd/daemon does
 	passed, err := systemd.Take()
 	if err == nil {
-		err = service.Run(context.Background(), service.Service[settings]{
+		err = service.Run(context.Background(), service.AppSpec[settings]{
 			AppDefaults: func() settings { return settings{Greeting: "Hello!"} },
 			New: func(d service.Deps[settings]) (lifecycle.App[settings], error) {
 				a := &app{}
 				a.Apply(d.Config)
 				return a, nil
 			},
-		}, os.Args, os.Getenv, passed, os.Stdout, os.Stderr)
+		}, os.Args, os.Getenv, signals, passed, os.Stdout, os.Stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", filepath.Base(os.Args[0]), err)
