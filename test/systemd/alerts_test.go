@@ -412,13 +412,9 @@ func TestCrashesFireDaemonRestarting(t *testing.T) {
 // both.
 func TestAConfigErrorFiresDaemonDownAndDaemonUnitFailed(t *testing.T) {
 	freshStart(t, baseConfig)
-	// reset-failed also empties the start counters, the failure notice's
-	// among them: each failed start here started a notice, and a sixth in
-	// 10s (StartLimitBurst=) would be refused, the next scenario's too.
 	restore := func() {
 		writeConfig(t, baseConfig)
 		tryCommand("systemctl", append([]string{"reset-failed", unit}, sockets...)...)
-		tryCommand("systemctl", "reset-failed", failureUnit(unit)) // not loaded, if it has been collected
 		tryCommand("systemctl", append([]string{"start"}, sockets...)...)
 	}
 	t.Cleanup(restore)
