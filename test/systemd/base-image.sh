@@ -5,8 +5,11 @@
 # container engine. Nothing is pulled from a container registry.
 #
 # Usage: bash test/systemd/base-image.sh
-#   The image is localhost/systemd-test-base:$DIST: it holds systemd and
-#   nothing of the service, so every service on the kit shares it.
+#   The image is localhost/systemd-test-base:$DIST-RECIPE: it holds systemd
+#   and nothing of the service, so every service on the kit shares it.
+#   RECIPE is this script's checksum, so that checkouts with different
+#   recipes (two branches) each keep their own image instead of rebuilding
+#   each other's.
 #   DIST    Debian suite to bootstrap (default: bookworm; trixie works the same)
 #   ENGINE  podman or docker (default: whatever run.sh detected, else podman)
 #   MIRROR  apt mirror URI (default: parsed from this machine's apt sources)
@@ -17,13 +20,13 @@ set -euo pipefail
 
 DIST=${DIST:-bookworm}
 ENGINE=${ENGINE:-podman}
-IMAGE=localhost/systemd-test-base:$DIST
 
 log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 
 # The cached image is reused only if this script has not changed since it
-# was built: its checksum is stored in the image as a label.
+# was built: its checksum is in the tag, and stored in the image as a label.
 recipe=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)
+IMAGE=localhost/systemd-test-base:$DIST-$recipe
 label=systemd-test.base-recipe
 if [[ ${REBUILD:-0} != 1 ]] &&
 	[[ $("$ENGINE" image inspect --format "{{ index .Config.Labels \"$label\" }}" "$IMAGE" 2>/dev/null) == "$recipe" ]]; then
@@ -90,10 +93,18 @@ log "debootstrap $DIST from $MIRROR"
 # logind and busctl, libnss-systemd so that dynamic users have names (ps,
 # getent), curl (a scenario, and poking at the daemon by hand), procps (ps,
 # and /bin/kill for ExecReload=) and iproute2 (ip and ss, to look at the
-# sandbox and at connections).
+# sandbox and at connections); and what an operator watches the daemon
+# with (docs/operating.md): prometheus, which scrapes it and evaluates the
+# shipped alerting rules, prometheus-node-exporter, which reports its
+# units' state, and systemd-journal-remote (journal-remote and
+# journal-upload), which ships its journal to a collector.
 debootstrap --variant=minbase \
-	--include=systemd,systemd-sysv,dbus,libnss-systemd,curl,ca-certificates,procps,iproute2 \
+	--include=systemd,systemd-sysv,dbus,libnss-systemd,curl,ca-certificates,procps,iproute2,prometheus,prometheus-node-exporter,systemd-journal-remote \
 	"$DIST" "$rootfs" "$MIRROR" >&2
+# The packages enable their services, and prometheus.service would listen
+# on port 9090, the daemon's metrics socket's. The scenarios start their
+# own, with the flags they need, on other ports.
+systemctl --root="$rootfs" disable --quiet prometheus.service prometheus-node-exporter.service
 
 # Every container booted from this image must get its own machine ID:
 # systemd generates one at boot when /etc/machine-id is empty, and dbus

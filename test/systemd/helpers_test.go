@@ -17,6 +17,8 @@
 //	                    booted (as TestMain saw it, so that test need not
 //	                    run first), the first connection, a start that
 //	                    waits for READY=1
+//	alerts_test.go      the shipped alerting rules in a real Prometheus, with
+//	                    node_exporter, while the kit's faults are made
 //	credentials_test.go the API token: a credential, rotated, encrypted, missing
 //	debug_test.go       DEBUG_INVOCATION after a failure
 //	drain_test.go       a stop that finishes the requests in flight, and
@@ -31,6 +33,8 @@
 //	health_test.go      the health check and systemd's watchdog, running and
 //	                    stopping
 //	journal_test.go     the daemon's journal entries
+//	journalremote_test.go  the journal shipped by journal-upload to a
+//	                    journal-remote collector, every field intact
 //	reboot_test.go      the reboot, which only test/vm runs (it selects it
 //	                    by name, -test.run '^TestReboot'); it skips elsewhere
 //	reload_test.go      systemctl reload: applied in place, refused, too slow

@@ -10,7 +10,7 @@
 #   DIST      Debian suite of the base image (default: bookworm)
 #   ENGINE    podman or docker (default: podman if installed, else docker if
 #             its daemon answers)
-#   BASE      base image (default: localhost/systemd-test-base:$DIST, built once by
+#   BASE      base image (default: localhost/systemd-test-base:$DIST-RECIPE, built once by
 #             base-image.sh with debootstrap and cached)
 #   DEB       the package to install (default: built now by
 #             packaging/deb.sh, from BINARY if set)
