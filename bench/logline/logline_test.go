@@ -1,6 +1,7 @@
 // Package logline measures what one log line per request would add to the
-// request path. The daemon logs no line per request (internal/app/routes.go
-// logs only failures); a service built from the template that does, pays
+// request path. The kit logs no line per request, only what goes wrong (a
+// panic: internal/lifecycle/routes.go); a service built from the template
+// that logs each request pays
 // this for every request, on top of what bench/run.sh measures for GET /.
 package logline
 
