@@ -22,11 +22,7 @@ type Signals struct {
 
 // CatchSignals starts catching SIGTERM, SIGINT and SIGHUP, and returns them
 // as Signals, each channel holding one signal until Run takes it. main
-// calls it before anything else: systemd may send SIGTERM while the daemon
-// is still reading its configuration or starting, and SIGHUP the moment the
-// unit is active, and a signal not yet caught ends the process by its
-// default action, SIGHUP's too (docs/lifecycle.md, step 1). Caught, a stop
-// cancels the start, and a reload waits until the daemon is ready.
+// calls it before anything else; docs/lifecycle.md, step 1, says why.
 func CatchSignals() Signals {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
