@@ -12,6 +12,7 @@ package lifecycle
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/metrics"
 	"example.com/daemon/internal/systemd"
+	"example.com/daemon/internal/tlscreds"
 )
 
 // App is the service that Run runs: only what a particular service has of
@@ -98,7 +100,12 @@ type Options[C any] struct {
 	// before the app starts and again at every reload; the app's write
 	// routes and the test instruments require it.
 	Token *auth.Token
-	App   App[C]
+	// TLS is the certificate and key the main listener serves HTTPS with,
+	// from the credentials tls.crt and tls.key; without them it serves
+	// plain HTTP. Run reads them before the app starts and again at every
+	// reload (tls.go).
+	TLS *tlscreds.Server
+	App App[C]
 }
 
 // The FileDescriptorName= of the sockets the daemon serves: the app, and
@@ -114,6 +121,7 @@ type daemon[C any] struct {
 	Options[C]
 	cfg     config.Config // the configuration in force; reloads replace it
 	serving string        // what is served where, for STATUS=
+	https   bool          // the main listener serves HTTPS (tls.go)
 	ready   atomic.Bool   // what GET /readyz answers
 
 	instrumentsOn atomic.Bool  // [instruments] enabled, as last loaded
@@ -126,6 +134,8 @@ type daemon[C any] struct {
 	mu       sync.Mutex
 	starting bool
 	stopping bool
+	// expiry warns when the certificate nears its end (tls.go).
+	expiry *time.Timer
 }
 
 // Run runs the daemon until a stop signal (or ctx) stops it. A clean stop,
@@ -154,9 +164,13 @@ func Run[C any](ctx context.Context, o Options[C]) error {
 	// socket's backlog; systemd reports the unit as "activating" and holds
 	// `systemctl start` until READY=1. The API token is read first. A stop
 	// requested now cancels the start; a reload waits until the daemon is
-	// ready.
+	// ready. The credentials are read first: the API token, and the
+	// certificate that makes the main listener serve HTTPS.
 	d.notify(systemd.Status("Starting"))
 	if err := d.loadToken(); err != nil {
+		return err
+	}
+	if err := d.loadTLS(lns.main); err != nil {
 		return err
 	}
 	reloadWaiting, stopped, err := d.start(ctx)
@@ -175,7 +189,7 @@ func Run[C any](ctx context.Context, o Options[C]) error {
 	// 5. READY=1: systemd marks the unit active, `systemctl start` returns
 	// and units ordered After= this one start. /readyz says so first.
 	d.setReady(true)
-	d.notify(systemd.Ready(d.serving))
+	d.notify(systemd.Ready(d.status()))
 	d.Logger.Info("ready", "addr", lns.main.Addr().String(), "origin", lns.origin)
 
 	// 6. The watchdog, fed only while the app's health check passes, so
@@ -205,6 +219,9 @@ func newDaemon[C any](o Options[C]) *daemon[C] {
 	}
 	if d.Token == nil {
 		d.Token = auth.NewToken(d.Systemd.Credentials)
+	}
+	if d.TLS == nil {
+		d.TLS = tlscreds.New(d.Systemd.Credentials, time.Now)
 	}
 	d.instrumentsOn.Store(d.cfg.Instruments.Enabled)
 	if why := d.Systemd.Notifier.Unsupported(); why != "" {
@@ -481,7 +498,11 @@ func (d *daemon[C]) serve(lns listeners) *servers {
 	s.accepting = newLimitListener(lns.main, d.cfg.HTTP.MaxConnections, d.Metrics.ConnectionShed, d.Metrics.AnsweredByServer)
 	s.main = d.newServer(d.handler(metricsOnMain))
 	s.main.ConnState, s.main.ConnContext = connState, connContext
-	go func() { s.served <- s.main.Serve(s.accepting) }()
+	var ln net.Listener = s.accepting
+	if d.https {
+		ln = tls.NewListener(s.accepting, d.TLS.Config())
+	}
+	go func() { s.served <- s.main.Serve(ln) }()
 	return s
 }
 
@@ -628,14 +649,19 @@ func (d *daemon[C]) wait(ctx context.Context, reloadWaiting bool, s *servers) er
 // reload answers SIGHUP. RELOADING=1 begins it (systemd.Reloading); READY=1
 // ends it whether it worked or not, because the daemon keeps
 // serving either way; STATUS= says which. The new file applies only when
-// all of it is valid, the daemon's settings and the app's alike.
+// all of it is valid, the daemon's settings and the app's alike, and only
+// with the TLS credentials, when the daemon serves HTTPS: a reload that
+// rotates a certificate and finds it broken changes nothing (tls.go).
 func (d *daemon[C]) reload() {
 	d.notify(systemd.Reloading("Reloading configuration"))
 	next, app, err := d.ConfigFile.Load()
+	if err == nil {
+		err = d.reloadTLS()
+	}
 	d.Metrics.Reloaded(err == nil)
 	if err != nil {
 		d.Logger.Error("reload failed; still using the previous configuration", "err", err)
-		d.notify(systemd.Ready(fmt.Sprintf("%s; reload failed, still using the previous configuration: %v", d.serving, err)))
+		d.notify(systemd.Ready(fmt.Sprintf("%s; reload failed, still using the previous configuration: %v", d.status(), err)))
 		return
 	}
 	// What was set up at the start stays as it was until the next one.
@@ -658,7 +684,7 @@ func (d *daemon[C]) reload() {
 	d.App.Apply(app)
 	d.cfg = next
 	d.Logger.Info("configuration reloaded")
-	d.notify(systemd.Ready(d.serving))
+	d.notify(systemd.Ready(d.status()))
 }
 
 // reloadToken reads the API token again: a credential rotated where the
@@ -691,6 +717,9 @@ func (d *daemon[C]) stop(s *servers, failed error) error {
 	}
 	d.mu.Lock()
 	d.stopping = true // from here on no ping goes out, even from a check still running
+	if d.expiry != nil {
+		d.expiry.Stop()
+	}
 	d.mu.Unlock()
 	d.setReady(false)
 	s.accepting.drain(d.Metrics.SetDraining)
@@ -721,6 +750,15 @@ func (d *daemon[C]) stop(s *servers, failed error) error {
 		if err := <-s.served; !errors.Is(err, net.ErrClosed) {
 			d.Logger.Warn("serving ended with an unexpected error while stopping", "err", err)
 		}
+	}
+	// HTTP/2 connections take no keep-alive switch: tell each client that
+	// no new stream will be served (GOAWAY), so that it closes its
+	// connection once its streams are answered. Shutdown, given no time
+	// to wait, does that and returns.
+	if d.https {
+		now, cancel := context.WithCancel(context.Background())
+		cancel()
+		s.main.Shutdown(now)
 	}
 	// Answer the requests on the connections accepted, then close them:
 	// with keep-alives off, each connection closes after its response, and

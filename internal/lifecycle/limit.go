@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"maps"
 	"net"
 	"net/http"
@@ -403,7 +404,7 @@ type connKey struct{}
 // connContext puts the connection in the context of its requests
 // (http.Server.ConnContext), for markBusy.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	if lc, ok := c.(*limitedConn); ok {
+	if lc, ok := limited(c); ok {
 		return context.WithValue(ctx, connKey{}, lc)
 	}
 	return ctx
@@ -446,7 +447,16 @@ func (c *limitedConn) enter(state int) bool {
 // handler (a WebSocket, say), it is no HTTP connection to shed, and stays
 // busy for good.
 func connState(c net.Conn, state http.ConnState) {
-	if lc, ok := c.(*limitedConn); ok && state == http.StateIdle {
+	if lc, ok := limited(c); ok && state == http.StateIdle {
 		lc.enter(waiting)
 	}
+}
+
+// limited is the limitedConn under c, which TLS may wrap.
+func limited(c net.Conn) (*limitedConn, bool) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	lc, ok := c.(*limitedConn)
+	return lc, ok
 }

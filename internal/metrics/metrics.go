@@ -53,6 +53,9 @@ type Metrics struct {
 	socketActivated prometheus.Gauge
 	draining        prometheus.Gauge
 	memoryPressure  prometheus.Counter
+	// Absent until SetTLSCertificate: a daemon serving plain HTTP has no
+	// certificate to report, and a 0 would read as one long expired.
+	tlsNotBefore, tlsNotAfter *prometheus.GaugeVec
 }
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -123,6 +126,14 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 			Namespace: namespace, Name: "memory_pressure_events_total",
 			Help: "Times the kernel reported memory pressure ($MEMORY_PRESSURE_WATCH) and the daemon gave memory back.",
 		}),
+		tlsNotBefore: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "tls", Name: "certificate_not_before_timestamp_seconds",
+			Help: "When the TLS certificate in force became valid, in seconds since the Unix epoch; absent when serving plain HTTP.",
+		}, nil),
+		tlsNotAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "tls", Name: "certificate_not_after_timestamp_seconds",
+			Help: "When the TLS certificate in force expires, in seconds since the Unix epoch; absent when serving plain HTTP.",
+		}, nil),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -142,6 +153,7 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 		m.requests, m.duration, m.inFlight, m.panics, m.shed,
 		m.ready, m.startTime, m.reloads, m.lastReload, m.lastReloadOK,
 		m.watchdogPings, m.socketActivated, m.draining, m.memoryPressure, buildInfo,
+		m.tlsNotBefore, m.tlsNotAfter,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
@@ -471,6 +483,12 @@ func (m *Metrics) ConnectionShed() { m.shed.Inc() }
 
 // MemoryPressure records a memory pressure event the daemon answered.
 func (m *Metrics) MemoryPressure() { m.memoryPressure.Inc() }
+
+// SetTLSCertificate records the validity of the certificate in force.
+func (m *Metrics) SetTLSCertificate(notBefore, notAfter time.Time) {
+	m.tlsNotBefore.WithLabelValues().Set(float64(notBefore.Unix()))
+	m.tlsNotAfter.WithLabelValues().Set(float64(notAfter.Unix()))
+}
 
 // SetDraining records the connections still open during a stop.
 func (m *Metrics) SetDraining(conns int) { m.draining.Set(float64(conns)) }
