@@ -25,6 +25,8 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"example.com/daemon/internal/logging"
 )
 
 // Config is the daemon's own part of the configuration. The zero value is
@@ -32,9 +34,9 @@ import (
 type Config struct {
 	// LogLevel is the lowest level logged: debug, info, warn or error.
 	LogLevel Level `toml:"log_level"`
-	// LogFormat chooses where logs go: auto (the journal when stderr is
-	// connected to it, else text on stderr), journal, text or json.
-	LogFormat Format `toml:"log_format"`
+	// LogFormat chooses where logs go (package logging says what each
+	// format means).
+	LogFormat logging.Format `toml:"log_format"`
 	// Listen is the address to listen on when systemd passes no socket.
 	// It cannot change on reload: the socket is opened once.
 	Listen Address `toml:"listen"`
@@ -90,7 +92,7 @@ type HTTP struct {
 func Default() Config {
 	return Config{
 		LogLevel:     Level{slog.LevelInfo},
-		LogFormat:    Format{"auto"},
+		LogFormat:    logging.FormatAuto,
 		Listen:       Address{"127.0.0.1:8080"},
 		DrainTimeout: Duration{10 * time.Second},
 		HTTP: HTTP{
@@ -292,15 +294,18 @@ func newError(file string, data []byte, err error, v any) error {
 		Err: errors.New(strings.TrimPrefix(de.Error(), "toml: "))}
 }
 
-// textValues finds, in data, the first value a text setting (Level, Format,
-// Address, Duration, or an app's encoding.TextUnmarshaler) cannot take, in
-// the settings of any of targets (pointers to structs, or nil), and returns
-// an *Error naming its line, column and key; nil if there is none.
+// textValues finds, in data, the first value a text setting (Level,
+// logging.Format, Address, Duration, or an app's encoding.TextUnmarshaler)
+// cannot take, in the settings of any of targets (pointers to structs, or
+// nil), and returns an *Error naming its line, column and key; nil if there
+// is none.
 //
 // The decoder says where a text setting's value is wrong when the value is
 // a string. Given an integer, a float or a boolean (listen = 0), it hands
 // UnmarshalText the value's text and returns UnmarshalText's error bare:
-// no line, no key, only "fuzz.toml: "0" is not host:port". Given an inline
+// no line, no key, only "fuzz.toml: "0" is not host:port"; and an integer
+// given to an integer type (log_format = 2, logging.Format) it takes as the
+// number, without asking UnmarshalText at all. Given an inline
 // table (listen = {a = 1}), it sets nothing and says nothing. So the file
 // is read here a second time, with the decoder's own parser (its package
 // unstable: go.mod pins the version), and each such value is put to the
@@ -436,27 +441,9 @@ func (l *Level) UnmarshalText(b []byte) error {
 
 // The text types below are structs, not named strings, because the TOML
 // decoder assigns a string to a string-kinded type directly, without calling
-// its UnmarshalText, and so without the check.
-
-// Format is where logs go: auto, journal, text or json (package logging
-// says what each means).
-type Format struct{ s string }
-
-func (f Format) String() string { return f.s }
-
-// UnmarshalText accepts auto, journal, text and json. The -log-format flag
-// is parsed with it too (flag.TextVar).
-func (f *Format) UnmarshalText(b []byte) error {
-	switch s := string(b); s {
-	case "auto", "journal", "text", "json":
-		f.s = s
-		return nil
-	}
-	return fmt.Errorf("log format %q: must be one of auto, journal, text, json", b)
-}
-
-// MarshalText writes the format back as UnmarshalText reads it.
-func (f Format) MarshalText() ([]byte, error) { return []byte(f.s), nil }
+// its UnmarshalText, and so without the check. (An integer type, such as
+// logging.Format, is safe: the decoder gives it a string through
+// UnmarshalText, and textValues refuses it a number.)
 
 // Address is a host:port to listen on.
 type Address struct{ s string }
