@@ -414,7 +414,7 @@ func (l *Level) UnmarshalText(b []byte) error {
 
 // MarshalText writes the level's name as the file writes it, in lower case.
 func (l Level) MarshalText() ([]byte, error) {
-	return []byte(strings.ToLower(l.Level.String())), nil
+	return []byte(strings.ToLower(l.String())), nil
 }
 
 // The text types below are structs, not named strings, because the TOML

@@ -80,8 +80,11 @@ func made(dir string) ([]file, error) {
 		return nil, err
 	}
 	pages, err := filepath.Glob(filepath.Join(dir, "packaging", "*.8.md"))
-	if err != nil || len(pages) != 1 {
-		return nil, fmt.Errorf("packaging/*.8.md: %v %v, want one manual page", pages, err)
+	if err != nil {
+		return nil, err
+	}
+	if len(pages) != 1 {
+		return nil, fmt.Errorf("packaging/*.8.md: %v, want one manual page", pages)
 	}
 	var files []file
 	for _, f := range []struct {
