@@ -14,7 +14,7 @@ GOLANGCI_LINT ?= $(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lin
 # internal/app breaks it.
 KIT     := ./internal/lifecycle ./internal/service/... ./internal/auth ./internal/config ./internal/metrics ./internal/logging ./internal/journald/... ./internal/systemd/...
 
-.PHONY: help build run deps test test-units test-seam test-deb race rename test-rename test-systemd test-vm deb bench fuzz lint clean
+.PHONY: help build run deps docs test test-units test-seam test-deb race rename test-rename test-systemd test-vm deb bench fuzz lint clean
 .PHONY: drop-example # example:line
 
 help: ## list the targets
@@ -30,6 +30,9 @@ run: build ## run the daemon locally on 127.0.0.1:8080, state in ./var, the API 
 
 deps: ## install what make test needs (as root, from Debian's packages), or say what to install
 	@bash tools/deps.sh
+
+docs: ## write the settings' tables in README.md and the manual page, and deploy/config.toml, from their descriptions in the code
+	$(GO) run ./tools/docs
 
 test: deps build test-units test-seam test-deb test-alerts ## vet, check formatting, run the tests, check the units, the seam and the package
 	@test -z "$$(gofmt -l cmd internal test tools bench)" || { gofmt -l cmd internal test tools bench; echo "gofmt: files above need formatting"; exit 1; }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/lifecycle"
 	"example.com/daemon/internal/service"
 )
@@ -19,8 +20,17 @@ import (
 // Config is the app's part of the configuration file: top-level keys
 // beside the kit's own, with toml tags.
 type Config struct {
-	// Greeting is what GET / answers. Reloadable.
 	Greeting string `toml:"greeting"`
+}
+
+// Settings describes each of Config's keys, for the people who set them
+// (config.Documented): `make docs` writes the README's table of the app's
+// settings, the manual page's and deploy/config.toml from it. A key
+// without one fails the docs' test.
+func (Config) Settings() []config.Setting {
+	return []config.Setting{
+		{Key: "greeting", Reloadable: true, Doc: "What `GET /` answers."},
+	}
 }
 
 // DefaultConfig returns the app's settings when the file does not set them.

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/service"
 )
 
@@ -38,5 +39,13 @@ func TestGreetsAndAReloadChangesTheGreeting(t *testing.T) {
 	}
 	if err := a.Check(context.Background()); err != nil {
 		t.Errorf("health check: %v", err)
+	}
+}
+
+// TestEveryKeyIsDescribed: each of Config's keys has its Setting, which the
+// docs are made from.
+func TestEveryKeyIsDescribed(t *testing.T) {
+	if _, err := config.Keys(DefaultConfig()); err != nil {
+		t.Fatal(err)
 	}
 }

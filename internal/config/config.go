@@ -25,64 +25,39 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"example.com/daemon/internal/logging"
 )
 
 // Config is the daemon's own part of the configuration. The zero value is
-// not valid; start from Default.
+// not valid; start from Default. What each key means, to the people who set
+// it, is said once, in Settings (settings.go).
 type Config struct {
-	// LogLevel is the lowest level logged: debug, info, warn or error.
-	LogLevel Level `toml:"log_level"`
-	// LogFormat chooses where logs go: auto (the journal when stderr is
-	// connected to it, else text on stderr), journal, text or json.
-	LogFormat Format `toml:"log_format"`
-	// Listen is the address to listen on when systemd passes no socket.
-	// It cannot change on reload: the socket is opened once.
-	Listen Address `toml:"listen"`
-	// DrainTimeout bounds how long in-flight requests may take to finish
-	// after a stop was requested.
-	DrainTimeout Duration `toml:"drain_timeout"`
-	// HTTP bounds what one client can hold: a slow or hostile client must
-	// not be able to starve the others. Takes effect at the next start.
-	HTTP HTTP `toml:"http"`
-	// Instruments are the kit's test instruments, off in production.
+	LogLevel     Level          `toml:"log_level"`
+	LogFormat    logging.Format `toml:"log_format"`
+	Listen       Address        `toml:"listen"` // read at start: the socket is opened once
+	DrainTimeout Duration       `toml:"drain_timeout"`
+	// HTTP takes effect at the next start: the server is made once.
+	HTTP        HTTP        `toml:"http"`
 	Instruments Instruments `toml:"instruments"`
 }
 
 // Instruments are the kit's own test instruments, in the [instruments]
 // table: what the scenarios under systemd use to make the kit show what it
-// does (a failing health check for the watchdog, a slow request for the
-// drain, a panic, an allocation, a burst of logs, a slow start), whatever
-// the app is. internal/lifecycle/instruments.go serves them.
+// does, whatever the app is. internal/lifecycle/instruments.go serves them.
 type Instruments struct {
-	// Enabled serves the instruments under /debug/; each needs the API
-	// token, since one of them can wedge the daemon. Reloadable.
-	Enabled bool `toml:"enabled"`
-	// StartDelay is a warm-up of this long before READY=1, when Enabled:
-	// systemd holds `systemctl start`, and queues connections, until it
-	// ends. Read at start.
+	Enabled    bool     `toml:"enabled"`
 	StartDelay Duration `toml:"start_delay"`
 }
 
 // HTTP holds the limits of the HTTP server, in the [http] table.
 type HTTP struct {
-	// ReadHeaderTimeout bounds the time to send the request headers: the
-	// defence against slowloris, clients that hold a connection open by
-	// sending a header byte at a time.
 	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
-	// ReadTimeout bounds the time to read a whole request, body included.
-	ReadTimeout Duration `toml:"read_timeout"`
-	// WriteTimeout bounds the time from the end of the request headers to
-	// the end of the response.
-	WriteTimeout Duration `toml:"write_timeout"`
-	// IdleTimeout closes keep-alive connections that wait longer than this
-	// for their next request.
-	IdleTimeout Duration `toml:"idle_timeout"`
-	// MaxHeaderBytes bounds the request line and headers; bigger requests
-	// get 431.
-	MaxHeaderBytes int `toml:"max_header_bytes"`
-	// MaxConnections bounds the connections served at once. Past it a new
-	// one takes the slot of a slow client or a long-idle connection, or
-	// waits in the listening socket's backlog (docs/lifecycle.md, step 4).
+	ReadTimeout       Duration `toml:"read_timeout"`
+	WriteTimeout      Duration `toml:"write_timeout"`
+	IdleTimeout       Duration `toml:"idle_timeout"`
+	MaxHeaderBytes    int      `toml:"max_header_bytes"`
+	// MaxConnections is kept by internal/lifecycle/limit.go.
 	MaxConnections int `toml:"max_connections"`
 }
 
@@ -90,7 +65,7 @@ type HTTP struct {
 func Default() Config {
 	return Config{
 		LogLevel:     Level{slog.LevelInfo},
-		LogFormat:    Format{"auto"},
+		LogFormat:    logging.FormatAuto,
 		Listen:       Address{"127.0.0.1:8080"},
 		DrainTimeout: Duration{10 * time.Second},
 		HTTP: HTTP{
@@ -292,15 +267,18 @@ func newError(file string, data []byte, err error, v any) error {
 		Err: errors.New(strings.TrimPrefix(de.Error(), "toml: "))}
 }
 
-// textValues finds, in data, the first value a text setting (Level, Format,
-// Address, Duration, or an app's encoding.TextUnmarshaler) cannot take, in
-// the settings of any of targets (pointers to structs, or nil), and returns
-// an *Error naming its line, column and key; nil if there is none.
+// textValues finds, in data, the first value a text setting (Level,
+// logging.Format, Address, Duration, or an app's encoding.TextUnmarshaler)
+// cannot take, in the settings of any of targets (pointers to structs, or
+// nil), and returns an *Error naming its line, column and key; nil if there
+// is none.
 //
 // The decoder says where a text setting's value is wrong when the value is
 // a string. Given an integer, a float or a boolean (listen = 0), it hands
 // UnmarshalText the value's text and returns UnmarshalText's error bare:
-// no line, no key, only "fuzz.toml: "0" is not host:port". Given an inline
+// no line, no key, only "fuzz.toml: "0" is not host:port"; and an integer
+// given to an integer type (log_format = 2, logging.Format) it takes as the
+// number, without asking UnmarshalText at all. Given an inline
 // table (listen = {a = 1}), it sets nothing and says nothing. So the file
 // is read here a second time, with the decoder's own parser (its package
 // unstable: go.mod pins the version), and each such value is put to the
@@ -434,29 +412,16 @@ func (l *Level) UnmarshalText(b []byte) error {
 	return fmt.Errorf("%q is not a log level: use debug, info, warn or error", b)
 }
 
-// The text types below are structs, not named strings, because the TOML
-// decoder assigns a string to a string-kinded type directly, without calling
-// its UnmarshalText, and so without the check.
-
-// Format is where logs go: auto, journal, text or json (package logging
-// says what each means).
-type Format struct{ s string }
-
-func (f Format) String() string { return f.s }
-
-// UnmarshalText accepts auto, journal, text and json. The -log-format flag
-// is parsed with it too (flag.TextVar).
-func (f *Format) UnmarshalText(b []byte) error {
-	switch s := string(b); s {
-	case "auto", "journal", "text", "json":
-		f.s = s
-		return nil
-	}
-	return fmt.Errorf("log format %q: must be one of auto, journal, text, json", b)
+// MarshalText writes the level's name as the file writes it, in lower case.
+func (l Level) MarshalText() ([]byte, error) {
+	return []byte(strings.ToLower(l.String())), nil
 }
 
-// MarshalText writes the format back as UnmarshalText reads it.
-func (f Format) MarshalText() ([]byte, error) { return []byte(f.s), nil }
+// The text types below are structs, not named strings, because the TOML
+// decoder assigns a string to a string-kinded type directly, without calling
+// its UnmarshalText, and so without the check. (An integer type, such as
+// logging.Format, is safe: the decoder gives it a string through
+// UnmarshalText, and textValues refuses it a number.)
 
 // Address is a host:port to listen on.
 type Address struct{ s string }
@@ -492,5 +457,15 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// MarshalText writes the duration back in the form UnmarshalText reads.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// MarshalText writes the duration back in the form UnmarshalText reads,
+// without the zero units time.Duration's String adds: 2m, not 2m0s.
+func (d Duration) MarshalText() ([]byte, error) {
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "0s"); ok && (strings.HasSuffix(t, "m") || strings.HasSuffix(t, "h")) {
+		s = t
+	}
+	if t, ok := strings.CutSuffix(s, "0m"); ok && strings.HasSuffix(t, "h") {
+		s = t
+	}
+	return []byte(s), nil
+}

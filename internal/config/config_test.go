@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"example.com/daemon/internal/logging"
 )
 
 // appSettings stands for an app's part of the file: keys at the top level
@@ -49,7 +51,7 @@ max = 7
 	}
 	want := Config{
 		LogLevel:     Level{slog.LevelDebug},
-		LogFormat:    Format{"json"},
+		LogFormat:    logging.FormatJSON,
 		Listen:       Address{":9000"},
 		DrainTimeout: Duration{90 * time.Second},
 		HTTP: HTTP{
@@ -151,6 +153,7 @@ func TestAValueOfTheWrongKindNamesLineColumnAndKey(t *testing.T) {
 		{"log_level = 1", `:1:13: key log_level: "1" is not a log level`},
 		{"log_level = false", `:1:13: key log_level: "false" is not a log level`},
 		{"log_format = 2.5", `:1:14: key log_format: log format "2.5"`},
+		{"log_format = 2", `:1:14: key log_format: log format "2"`}, // an integer type
 		{"\ndrain_timeout = 10", `:2:17: key drain_timeout: "10" is not a duration`},
 		{"[http]\nread_timeout = true", `:2:16: key http.read_timeout: "true" is not a duration`},
 		{"http = {idle_timeout = 7}", `:1:24: key http.idle_timeout: "7" is not a duration`},
@@ -195,21 +198,6 @@ func TestOverrideWinsOverTheFile(t *testing.T) {
 	cfg, _, err := File[appSettings]{Path: path, Override: func(c *Config) { c.Listen = Address{"127.0.0.1:2"} }}.Load()
 	if err != nil || cfg.Listen.String() != "127.0.0.1:2" {
 		t.Errorf("Load with an override: listen %v, %v; want 127.0.0.1:2", cfg.Listen, err)
-	}
-}
-
-func TestLogFormatNames(t *testing.T) {
-	for _, s := range []string{"auto", "journal", "text", "json"} {
-		var f Format
-		if err := f.UnmarshalText([]byte(s)); err != nil || f.String() != s {
-			t.Errorf("Format %q: %q, %v", s, f, err)
-		}
-	}
-	for _, s := range []string{"", "JSON", "syslog"} {
-		var f Format
-		if err := f.UnmarshalText([]byte(s)); err == nil || !strings.Contains(err.Error(), "auto, journal, text, json") {
-			t.Errorf("Format %q: error %v, want one that lists the formats", s, err)
-		}
 	}
 }
 

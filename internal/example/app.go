@@ -24,22 +24,31 @@ import (
 )
 
 // Config is the app's part of the configuration file: top-level keys beside
-// the daemon's own (config.Config).
+// the daemon's own (config.Config). Settings, below, says what each means.
 type Config struct {
-	// Greeting is the text GET / answers with. Reloadable.
-	Greeting string `toml:"greeting"`
-	// StartDelay is simulated warm-up work before the daemon is ready (a
-	// cache to fill, a peer to connect to). It shows that systemd holds
-	// `systemctl start`, and queues connections, until READY=1. Read at
-	// start.
+	Greeting   string          `toml:"greeting"`
 	StartDelay config.Duration `toml:"start_delay"`
-	// MaxNotes, MaxNoteBytes and MaxStateBytes bound the notes: how many,
-	// how large one may be, and how much all of them take (names and
-	// bodies). Past them a PUT is refused, 413 for a note too large, 507
-	// for a full store, and what is stored stays. Reloadable.
+	// The bounds on the notes, kept by the store (store.go).
 	MaxNotes      int   `toml:"max_notes"`
 	MaxNoteBytes  int64 `toml:"max_note_bytes"`
 	MaxStateBytes int64 `toml:"max_state_bytes"`
+}
+
+// Settings describes each of the example's settings (config.Documented):
+// the README, the manual page and deploy/config.toml are made from it.
+func (Config) Settings() []config.Setting {
+	return []config.Setting{
+		{Key: "greeting", Reloadable: true,
+			Doc: "What `GET /` answers."},
+		{Key: "start_delay",
+			Doc: "A simulated warm-up before the daemon reports ready (a cache to fill, a peer to connect to): systemd holds `systemctl start`, and queues connections, until it ends."},
+		{Key: "max_notes", Reloadable: true,
+			Doc: "How many notes the store holds; past it a new note is answered 507, and what is stored stays."},
+		{Key: "max_note_bytes", Reloadable: true,
+			Doc: "How large one note may be; a larger body is answered 413."},
+		{Key: "max_state_bytes", Reloadable: true,
+			Doc: "How many bytes all notes take, names and bodies; past it a write is answered 507, as it is when the disk is full."},
+	}
 }
 
 // Validate refuses limits that are not positive (config.Validator): none

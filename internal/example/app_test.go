@@ -17,7 +17,6 @@ import (
 	"example.com/daemon/internal/auth"
 	"example.com/daemon/internal/config"
 	"example.com/daemon/internal/systemd"
-	"example.com/daemon/test/docs/docstest"
 )
 
 // testToken is the api-token credential newApp gives the app, and do
@@ -120,20 +119,6 @@ func TestShippedConfigIsValid(t *testing.T) {
 	if _, _, err := (config.File[Config]{Path: path, AppDefaults: DefaultConfig}).Load(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// TestREADMEListsTheExamplesSettings: the README's table of the example's
-// settings is Config's.
-func TestREADMEListsTheExamplesSettings(t *testing.T) {
-	docstest.CheckSettingsTable(t,
-		docstest.Section(t, filepath.Join("..", "..", "README.md"), "The example's are:", "An error names"),
-		DefaultConfig())
-}
-
-// TestManPageDescribesTheExamplesSettings: each of Config's keys has a
-// term in the manual page.
-func TestManPageDescribesTheExamplesSettings(t *testing.T) {
-	docstest.CheckManPageLists(t, docstest.ManPage(t, filepath.Join("..", "..")), docstest.Keys(DefaultConfig()))
 }
 
 func TestWarmUpReportsItsProgress(t *testing.T) {

@@ -15,27 +15,60 @@ import (
 	"example.com/daemon/internal/journald"
 )
 
-// Format names an output for the logs.
-type Format string
+// Format names an output for the logs. It is the one type of the
+// log_format setting and of the -log-format flag: like slog.Level, it reads
+// and writes itself by name (encoding.TextUnmarshaler and TextMarshaler),
+// so the configuration and the command line take the same names and refuse
+// the same mistakes. The zero Format is FormatAuto.
+type Format int
 
-// The formats, by the names the configuration gives them (log_format,
-// -log-format).
+// The formats. Their names, as the configuration and the flag give them,
+// are what String returns.
 const (
 	// FormatAuto is FormatJournal when stderr is connected to the journal
 	// and journald takes entries, and FormatText otherwise.
-	FormatAuto Format = "auto"
+	FormatAuto Format = iota
 	// FormatJournal sends structured entries to systemd-journald.
-	FormatJournal Format = "journal"
+	FormatJournal
 	// FormatText writes slog.TextHandler lines (key=value) to stderr.
-	FormatText Format = "text"
+	FormatText
 	// FormatJSON writes slog.JSONHandler lines to stderr.
-	FormatJSON Format = "json"
+	FormatJSON
 )
+
+// String is the format's name: auto, journal, text or json.
+func (f Format) String() string {
+	switch f {
+	case FormatAuto:
+		return "auto"
+	case FormatJournal:
+		return "journal"
+	case FormatText:
+		return "text"
+	case FormatJSON:
+		return "json"
+	}
+	return fmt.Sprintf("Format(%d)", int(f))
+}
+
+// UnmarshalText accepts the formats' names, and nothing else.
+func (f *Format) UnmarshalText(b []byte) error {
+	for g := FormatAuto; g <= FormatJSON; g++ {
+		if string(b) == g.String() {
+			*f = g
+			return nil
+		}
+	}
+	return fmt.Errorf("log format %q: must be one of auto, journal, text, json", b)
+}
+
+// MarshalText writes the format's name, as UnmarshalText reads it.
+func (f Format) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
 
 // Options are what New needs to know; the process environment comes in here
 // rather than from os, so that tests can give their own.
 type Options struct {
-	// Format chooses the output. The empty Format is FormatAuto.
+	// Format chooses the output.
 	Format Format
 
 	// Level is the lowest level that is logged; nil means slog.LevelInfo.
@@ -87,7 +120,7 @@ func New(opts Options) (*slog.Logger, error) {
 	lines := &slog.HandlerOptions{Level: level} // for text and JSON
 
 	switch opts.Format {
-	case FormatAuto, "":
+	case FormatAuto:
 		// Under systemd, stderr already goes to the journal, as plain
 		// lines; the native protocol carries the same records with their
 		// level and attributes as fields. Anywhere else (a terminal, a
@@ -106,7 +139,7 @@ func New(opts Options) (*slog.Logger, error) {
 	case FormatJSON:
 		return slog.New(slog.NewJSONHandler(opts.Stderr, lines)), nil
 	}
-	return nil, fmt.Errorf("log format %q: must be one of auto, journal, text, json", opts.Format)
+	return nil, fmt.Errorf("log format %v: must be one of auto, journal, text, json", opts.Format)
 }
 
 // isJournalStream reports whether stderr is the stream systemd connected to

@@ -17,9 +17,9 @@ import (
 )
 
 func TestNewRefusesAnUnknownFormat(t *testing.T) {
-	_, err := New(Options{Format: "syslog", Stderr: &bytes.Buffer{}})
+	_, err := New(Options{Format: FormatJSON + 1, Stderr: &bytes.Buffer{}})
 	if err == nil || !strings.Contains(err.Error(), "auto, journal, text, json") {
-		t.Errorf("New with format syslog: %v, want an error that lists the formats", err)
+		t.Errorf("New with a format past the last: %v, want an error that lists the formats", err)
 	}
 }
 
@@ -89,7 +89,7 @@ func TestNewChoosesOutput(t *testing.T) {
 		want      string // "journal", "text", "json", or "error"
 	}{
 		{"auto: journal when stderr is the journal stream", FormatAuto, "stderr", true, "journal"},
-		{"auto: empty format is auto", "", "stderr", true, "journal"},
+		{"auto: the zero Format is auto", Format(0), "stderr", true, "journal"},
 		{"auto: text without JOURNAL_STREAM", FormatAuto, "", true, "text"},
 		{"auto: text when stderr was redirected to another file", FormatAuto, "peer", true, "text"},
 		{"auto: text when only the inode matches", FormatAuto, "other-device", true, "text"},
@@ -99,7 +99,7 @@ func TestNewChoosesOutput(t *testing.T) {
 		{"journal fails when journald does not take entries", FormatJournal, "stderr", false, "error"},
 		{"text even under journald", FormatText, "stderr", true, "text"},
 		{"json even under journald", FormatJSON, "stderr", true, "json"},
-		{"unknown format fails", "xml", "stderr", true, "error"},
+		{"unknown format fails", FormatJSON + 1, "stderr", true, "error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +144,7 @@ func TestNewChoosesOutput(t *testing.T) {
 
 func TestLevelVarChangesLevelOfRunningLogger(t *testing.T) {
 	for _, format := range []Format{FormatJournal, FormatText, FormatJSON} {
-		t.Run(string(format), func(t *testing.T) {
+		t.Run(format.String(), func(t *testing.T) {
 			journal, socket := newJournal(t, true)
 			var stderr bytes.Buffer
 			var level slog.LevelVar
@@ -183,4 +183,25 @@ func readUntil(t *testing.T, socket *net.UnixConn, s string) string {
 		all = append(all, buf[:n]...)
 	}
 	return string(all)
+}
+
+// TestFormatNames: a Format reads and writes the four names the
+// configuration and -log-format take, and refuses any other with an error
+// that lists them.
+func TestFormatNames(t *testing.T) {
+	for _, s := range []string{"auto", "journal", "text", "json"} {
+		var f Format
+		if err := f.UnmarshalText([]byte(s)); err != nil || f.String() != s {
+			t.Errorf("Format %q: %q, %v", s, f, err)
+		}
+		if b, err := f.MarshalText(); err != nil || string(b) != s {
+			t.Errorf("Format %q written back as %q, %v", s, b, err)
+		}
+	}
+	for _, s := range []string{"", "JSON", "syslog", "0"} {
+		var f Format
+		if err := f.UnmarshalText([]byte(s)); err == nil || !strings.Contains(err.Error(), "auto, journal, text, json") {
+			t.Errorf("Format %q: error %v, want one that lists the formats", s, err)
+		}
+	}
 }

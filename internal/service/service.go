@@ -94,8 +94,8 @@ func Run[C any](ctx context.Context, s AppSpec[C], args []string, getenv func(st
 	stateDir := flags.String("state-dir", firstDir(getenv("STATE_DIRECTORY")), "`directory` for state (default: $STATE_DIRECTORY, set by systemd's StateDirectory=)")
 	metricsAddr := flags.String("metrics-listen", "", "`address` to serve /metrics on when systemd passes no socket named metrics (default: on the main listener)")
 	fdStore := flags.Bool("fd-store", false, "hand the listener this process opens to systemd's FD store (the unit needs FileDescriptorStoreMax=); systemd ≥ 254 says so itself with $FDSTORE")
-	var logFormat config.Format
-	flags.TextVar(&logFormat, "log-format", config.Format{}, "where logs go: auto, journal, text or json (default: the config's log_format, auto)")
+	var logFormat logging.Format
+	flags.TextVar(&logFormat, "log-format", logging.FormatAuto, "where logs go: auto, journal, text or json (default: the config's log_format, auto)")
 	checkConfig := flags.Bool("check-config", false, "check the configuration file and exit")
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args[1:]); err != nil {
@@ -154,7 +154,7 @@ func Run[C any](ctx context.Context, s AppSpec[C], args []string, getenv func(st
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel.Level)
 	logger, err := logging.New(logging.Options{
-		Format: logging.Format(cfg.LogFormat.String()), Level: level,
+		Format: cfg.LogFormat, Level: level,
 		Identifier: name, Getenv: getenv, Stderr: stderr,
 	})
 	if err != nil {

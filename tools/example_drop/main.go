@@ -12,9 +12,10 @@
 //     the lines from one holding "example:begin" to the next holding
 //     "example:end" (a config key and its comment, a paragraph).
 //
-// The one import of internal/example left (in cmd/NAME/main.go, as `app`)
-// becomes an import of internal/app, and `go mod tidy` drops what only the
-// example needed. Like make rename, it refuses a tree
+// The imports of internal/example left (as `app`, in cmd/NAME/main.go and
+// tools/docs) become imports of internal/app, `go mod tidy` drops what
+// only the example needed, and tools/docs writes the app's settings into
+// the docs in place of the example's. Like make rename, it refuses a tree
 // with uncommitted changes, so that git shows, and can undo, what it did.
 package main
 
@@ -113,6 +114,11 @@ func run(args []string, stdout io.Writer) error {
 	tidy.Dir = *dir
 	if out, err := tidy.CombinedOutput(); err != nil {
 		return fmt.Errorf("go mod tidy: %w\n%s", err, out)
+	}
+	docs := exec.Command("go", "run", "./tools/docs")
+	docs.Dir = *dir
+	if out, err := docs.CombinedOutput(); err != nil {
+		return fmt.Errorf("go run ./tools/docs: %w\n%s", err, out)
 	}
 	fmt.Fprintf(stdout, "removed %d files of the example:\n", len(removed))
 	for _, f := range removed {
