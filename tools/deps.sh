@@ -17,6 +17,9 @@ declare -A pkg=(
 	[promtool]=prometheus             # the metrics' exposition checked by Prometheus's own parser
 	[git]=git                         # make rename, make drop-example and their tests
 	[slowhttptest]=slowhttptest       # the slowloris test (internal/service)
+	[testssl]=testssl.sh              # the HTTPS listener checked by a TLS scanner (internal/service)
+	[openssl]=openssl                 # openssl s_client against it
+	[curl]=curl                       # curl --http2 against it
 )
 missing=()
 for cmd in "${!pkg[@]}"; do

@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"maps"
 	"net"
@@ -523,8 +524,28 @@ func (d *daemon[C]) newServer(h http.Handler) *http.Server {
 		WriteTimeout:      limits.WriteTimeout.Duration,
 		IdleTimeout:       limits.IdleTimeout.Duration,
 		MaxHeaderBytes:    limits.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          log.New(serverLog{d.Logger, d.Metrics.TLSHandshakeFailed}, "", 0),
 	}
+}
+
+// serverLog takes net/http's error log: each line a warning, except a
+// failed TLS handshake, which every scanner, and every client that does not
+// trust the certificate, makes by the hundred: those are counted
+// (daemon_tls_handshake_errors_total) and logged at debug level.
+type serverLog struct {
+	logger          *slog.Logger
+	handshakeFailed func()
+}
+
+func (l serverLog) Write(b []byte) (int, error) {
+	msg := strings.TrimSuffix(string(b), "\n")
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		l.handshakeFailed()
+		l.logger.Debug(msg)
+	} else {
+		l.logger.Warn(msg)
+	}
+	return len(b), nil
 }
 
 // setReady sets readiness where it is reported: GET /readyz and metrics.

@@ -128,6 +128,13 @@ func TestAHandshakeNeverFinishedIsClosed(t *testing.T) {
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatalf("the daemon still held the connection after %s", wait)
 	}
+	// Counted, and logged only at debug level: a scanner makes hundreds.
+	eventually(t, "the failed handshake counted", func() bool {
+		return metric(t, d, "daemon_tls_handshake_errors_total") == 1
+	})
+	if strings.Contains(d.logs.String(), "level=WARN msg=\"http: TLS handshake error") {
+		t.Error("a failed handshake logged as a warning")
+	}
 }
 
 func TestAReloadRotatesTheCertificateForNewConnections(t *testing.T) {

@@ -56,6 +56,7 @@ type Metrics struct {
 	// Absent until SetTLSCertificate: a daemon serving plain HTTP has no
 	// certificate to report, and a 0 would read as one long expired.
 	tlsNotBefore, tlsNotAfter *prometheus.GaugeVec
+	tlsHandshakeErrors        prometheus.Counter
 }
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -134,6 +135,10 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 			Namespace: namespace, Subsystem: "tls", Name: "certificate_not_after_timestamp_seconds",
 			Help: "When the TLS certificate in force expires, in seconds since the Unix epoch; absent when serving plain HTTP.",
 		}, nil),
+		tlsHandshakeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "tls", Name: "handshake_errors_total",
+			Help: "TLS handshakes that failed: a client that does not trust the certificate, offers no protocol or cipher in common, or never finishes.",
+		}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -153,7 +158,7 @@ func New(reg *prometheus.Registry, build Build) *Metrics {
 		m.requests, m.duration, m.inFlight, m.panics, m.shed,
 		m.ready, m.startTime, m.reloads, m.lastReload, m.lastReloadOK,
 		m.watchdogPings, m.socketActivated, m.draining, m.memoryPressure, buildInfo,
-		m.tlsNotBefore, m.tlsNotAfter,
+		m.tlsNotBefore, m.tlsNotAfter, m.tlsHandshakeErrors,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
@@ -489,6 +494,9 @@ func (m *Metrics) SetTLSCertificate(notBefore, notAfter time.Time) {
 	m.tlsNotBefore.WithLabelValues().Set(float64(notBefore.Unix()))
 	m.tlsNotAfter.WithLabelValues().Set(float64(notAfter.Unix()))
 }
+
+// TLSHandshakeFailed records a failed TLS handshake.
+func (m *Metrics) TLSHandshakeFailed() { m.tlsHandshakeErrors.Inc() }
 
 // SetDraining records the connections still open during a stop.
 func (m *Metrics) SetDraining(conns int) { m.draining.Set(float64(conns)) }

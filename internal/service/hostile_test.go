@@ -3,6 +3,8 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -130,13 +132,30 @@ func TestASlowlorisToolDoesNotStarveANormalClient(t *testing.T) {
 		t.Skip("slowhttptest is not installed (apt-get install slowhttptest)")
 	}
 	const maxConnections = 200
-	ln := systemdtest.ListenTCP(t)
-	url := "http://" + ln.Addr().String() + "/"
-	cmd := command(t, fmt.Sprintf("[http]\nmax_connections = %d\n", maxConnections))
-	systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
-	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
-	p.WaitReady(t)
+	config := fmt.Sprintf("[http]\nmax_connections = %d\n", maxConnections)
+	t.Run("http", func(t *testing.T) {
+		ln := systemdtest.ListenTCP(t)
+		cmd := command(t, config)
+		systemdtest.PassSockets(t, cmd, []string{"http"}, ln)
+		systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false)).WaitReady(t)
+		slowloris(t, tool, maxConnections, "http://"+ln.Addr().String()+"/", http.DefaultTransport.(*http.Transport).Clone())
+	})
+	// Over TLS the slow clients hold a handshake's cost as well, and the
+	// normal client pays one for each request.
+	t.Run("https", func(t *testing.T) {
+		_, addr, caPath := httpsProcess(t, config)
+		pool := x509.NewCertPool()
+		if pem, err := os.ReadFile(caPath); err != nil || !pool.AppendCertsFromPEM(pem) {
+			t.Fatalf("CA %s: %v", caPath, err)
+		}
+		transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}
+		slowloris(t, tool, maxConnections, "https://"+addr+"/", transport)
+	})
+}
 
+// slowloris attacks url with slowhttptest while a normal client asks on
+// new connections through transport.
+func slowloris(t *testing.T, tool string, maxConnections int, url string, transport *http.Transport) {
 	var out bytes.Buffer
 	attack := exec.Command(tool, "-c", strconv.Itoa(3*maxConnections), "-H", "-i", "10", "-r", "200", "-l", "8", "-u", url)
 	attack.Stdout, attack.Stderr = &out, &out
@@ -147,7 +166,8 @@ func TestASlowlorisToolDoesNotStarveANormalClient(t *testing.T) {
 	go func() { ended <- attack.Wait() }()
 	t.Cleanup(func() { attack.Process.Kill() })
 
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	transport.DisableKeepAlives = true
+	client := &http.Client{Timeout: 5 * time.Second, Transport: transport}
 	var latencies []time.Duration
 	for done := false; !done; {
 		start := time.Now()
@@ -166,7 +186,13 @@ func TestASlowlorisToolDoesNotStarveANormalClient(t *testing.T) {
 	}
 	slices.Sort(latencies)
 	q := func(f float64) time.Duration { return latencies[int(f*float64(len(latencies)-1))] }
-	_, metrics := systemdtest.Get(t, url+"metrics")
+	resp, err := client.Get(url + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metrics := string(b)
 	shed := ""
 	for _, line := range strings.Split(metrics, "\n") {
 		if v, ok := strings.CutPrefix(line, "daemon_http_connections_shed_total "); ok {

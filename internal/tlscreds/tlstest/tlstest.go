@@ -35,7 +35,7 @@ func NewCA(t testing.TB, name string) *CA {
 		SerialNumber:          serial(t),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign,
@@ -86,13 +86,17 @@ func (ca *CA) Server(t testing.TB, notBefore, notAfter time.Time) Pair {
 		NotAfter:    notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// Where a client would check for revocation, as a public CA's
+		// certificates say (no client here fetches it).
+		CRLDistributionPoints: []string{"http://ca.invalid/ca.crl"},
 	})
 }
 
-// Valid is a server certificate valid from an hour ago for a day.
+// Valid is a server certificate valid from an hour ago for 90 days, as an
+// ACME CA issues them.
 func (ca *CA) Valid(t testing.TB) Pair {
 	t.Helper()
-	return ca.Server(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	return ca.Server(t, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour))
 }
 
 // Client returns a client certificate for name.
