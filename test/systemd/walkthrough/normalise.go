@@ -103,7 +103,49 @@ func Normalise(output string) string {
 		lines[i] = sortedJSON(l)
 	}
 	byProcess(lines)
+	unitLists(lines)
 	return strings.Join(lines, "\n")
+}
+
+// unitLists sorts the lists of units that systemctl prints in the order of
+// a hash table: status's TriggeredBy:, and the units that stop's warning
+// says can still start the unit. Each list is a head line and the lines
+// after it with the head's indent.
+func unitLists(lines []string) {
+	for i := 0; i < len(lines); i++ {
+		head, first := "", i+1
+		switch {
+		case strings.HasPrefix(lines[i], "TriggeredBy: "):
+			// The head line holds the first unit.
+			head, first = "TriggeredBy: ", i
+		case strings.HasSuffix(lines[i], "but it can still be activated by:"):
+		default:
+			continue
+		}
+		if first >= len(lines) {
+			continue
+		}
+		indent := strings.Repeat(" ", len(head))
+		if head == "" {
+			// The units are on the lines after the warning.
+			head, indent = "  ", "  "
+		}
+		items := []string{strings.TrimPrefix(lines[first], head)}
+		end := first + 1
+		for end < len(lines) && strings.HasPrefix(lines[end], indent) && !strings.HasPrefix(lines[end], indent+" ") {
+			items = append(items, strings.TrimPrefix(lines[end], indent))
+			end++
+		}
+		slices.Sort(items)
+		for k, item := range items {
+			if k == 0 {
+				lines[first] = head + item
+			} else {
+				lines[first+k] = indent + item
+			}
+		}
+		i = end - 1
+	}
 }
 
 // sortedJSON returns a line that is a JSON object with its keys sorted, and

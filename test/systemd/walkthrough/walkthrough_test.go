@@ -110,6 +110,8 @@ func TestNormaliseSetsAsideWhatChangesFromRunToRun(t *testing.T) {
 	for _, c := range []struct{ a, b string }{
 		{"Dec 06 02:51:29 h daemon[249]: ready\nDec 06 02:51:29 h systemd[1]: Started daemon.service", "Dec 06 02:51:29 h systemd[1]: Started daemon.service\nDec 06 02:51:29 h daemon[249]: ready"},
 		{`{"PRIORITY":"3","MESSAGE":"reload failed","__CURSOR":"s=1;i=2"}`, `{"__CURSOR":"s=3;i=4","MESSAGE":"reload failed","PRIORITY":"3"}`},
+		{"TriggeredBy: ● daemon.socket\n             ● daemon-metrics.socket\n   Main PID: 1", "TriggeredBy: ● daemon-metrics.socket\n             ● daemon.socket\n   Main PID: 1"},
+		{"Warning: Stopping daemon.service, but it can still be activated by:\n  daemon.socket\n  daemon-metrics.socket\n", "Warning: Stopping daemon.service, but it can still be activated by:\n  daemon-metrics.socket\n  daemon.socket\n"},
 	} {
 		if a, b := Normalise(c.a), Normalise(c.b); a != b {
 			t.Errorf("%q\n%q\nnormalised differ:\n%q\n%q", c.a, c.b, a, b)
