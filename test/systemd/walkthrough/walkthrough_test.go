@@ -101,7 +101,7 @@ func TestNormaliseSetsAsideWhatChangesFromRunToRun(t *testing.T) {
 		{"real\t0m4.516s", "real\t0m4.498s"},
 		{"    CODE_LINE=255", "    CODE_LINE=262"},
 		{"     CGroup: /libpod_parent/libpod-0123/system.slice/daemon.service", "     CGroup: /system.slice/daemon.service"},
-		{"    CODE_FUNC=example.com/daemon/internal/lifecycle.Run[...]", "    CODE_FUNC=example.org/you/daemon/internal/lifecycle.Run[...]"},
+		{"    CODE_FUNC=git.example.net/me/svc/internal/lifecycle.Run[...]", "    CODE_FUNC=example.org/you/daemon/internal/lifecycle.Run[...]"},
 	} {
 		if a, b := Normalise(c.a), Normalise(c.b); a != b {
 			t.Errorf("%q\n%q\nnormalised differ:\n%q\n%q", c.a, c.b, a, b)
