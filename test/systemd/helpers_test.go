@@ -42,10 +42,14 @@
 //	sandbox_test.go     the sandbox and, last of daemon.service's scenarios
 //	                    before the standalone ones, the metrics socket
 //	standalone_test.go  daemon-standalone.service and the FD store
-//	upgrade_test.go     the package: upgrade, remove, purge, reinstall; last,
-//	                    because removing the package stops everything (so a
-//	                    new file's name sorts before it: the watchdog's
-//	                    scenarios are in health_test.go, not watchdog_test.go)
+//	upgrade_test.go     the package: upgrade, remove, purge, reinstall; last
+//	                    but one, because removing the package stops
+//	                    everything (so a new file's name sorts before it:
+//	                    the watchdog's scenarios are in health_test.go, not
+//	                    watchdog_test.go)
+//	walkthrough_test.go docs/walkthrough.md's commands, from a first install
+//	                    on (it purges the package and empties the journal
+//	                    first), against the outputs the doc shows; last
 //
 // The kit's scenarios use only the kit: its routes (/healthz, /readyz,
 // /metrics), its keys (baseConfig) and its test instruments (instrument),

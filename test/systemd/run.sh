@@ -19,6 +19,9 @@
 #   TEST_BINARY  the scenario test binary (default: built now)
 #   DOCKERFILE   (default: Dockerfile.test)
 #   KEEP=1    leave the container running afterwards, for a look inside
+#   WALKTHROUGH_OUT  write docs/walkthrough.md made again from this run's
+#             outputs to this file (make walkthrough; see
+#             test/systemd/walkthrough)
 #
 # Needs: podman and runc (or docker), debootstrap, go (which fetches the
 # pinned nfpm through the module proxy). It installs nothing.
@@ -208,10 +211,22 @@ t=$(now)
 "$ENGINE" cp "$TEST_BINARY" "$container:/usr/local/bin/$NAME-scenarios"
 # The package again, for the scenarios that upgrade, remove and reinstall it.
 "$ENGINE" cp "$ctx/$NAME.deb" "$container:/var/cache/$NAME-scenarios.deb"
+# The walkthrough, whose commands TestWalkthrough runs and whose outputs it
+# checks, or, with WALKTHROUGH_OUT set (make walkthrough), writes anew.
+"$ENGINE" cp "$top/docs/walkthrough.md" "$container:/var/cache/$NAME-walkthrough.md"
+walkthrough_env=()
+if [[ -n ${WALKTHROUGH_OUT:-} ]]; then
+	walkthrough_env=(WALKTHROUGH_OUT="/var/cache/$NAME-walkthrough.new.md")
+fi
 rc=0
-ctr env NAME="$NAME" PACKAGE="/var/cache/$NAME-scenarios.deb" \
+ctr env NAME="$NAME" PACKAGE="/var/cache/$NAME-scenarios.deb" "${walkthrough_env[@]}" \
 	"/usr/local/bin/$NAME-scenarios" -test.v -test.timeout=10m "$@" |
 	tee "$work/scenarios.log" || rc=$?
+if [[ -n ${WALKTHROUGH_OUT:-} ]] && ((rc == 0)); then
+	"$ENGINE" cp "$container:/var/cache/$NAME-walkthrough.new.md" "$WALKTHROUGH_OUT" ||
+		die "the walkthrough ran but wrote no doc (was TestWalkthrough selected?)"
+	log "wrote $WALKTHROUGH_OUT"
+fi
 time_scenarios=$(since "$t")
 passed=$(grep -c '^--- PASS' "$work/scenarios.log" || true)
 failed=$(grep -c '^--- FAIL' "$work/scenarios.log" || true)

@@ -102,6 +102,8 @@ echo "$NAME-vm" >"$root/etc/hostname"
 # `systemctl --version`), enables the sockets and starts nothing. The .deb
 # stays, for the scenarios that reinstall it.
 cp "$DEB" "$root/var/cache/$NAME-scenarios.deb"
+# The walkthrough whose commands TestWalkthrough runs (test/systemd/run.sh).
+cp "$top/docs/walkthrough.md" "$root/var/cache/$NAME-walkthrough.md"
 chroot "$root" dpkg -i "/var/cache/$NAME-scenarios.deb" >"$work/dpkg.log" 2>&1 ||
 	{ cat "$work/dpkg.log" >&2; die "dpkg -i in the root failed"; }
 # The scenarios, and the unit that runs them at boot.
