@@ -24,6 +24,7 @@ import (
 	"example.com/daemon/internal/logging"
 	"example.com/daemon/internal/metrics"
 	"example.com/daemon/internal/systemd"
+	"example.com/daemon/internal/tlscreds"
 )
 
 // Exit statuses. A unit names ExitConfig in RestartPreventExitStatus=, so a
@@ -231,7 +232,7 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ce):
+	case errors.As(err, &ce), errors.Is(err, tlscreds.ErrUnusable):
 		return ExitConfig
 	case errors.As(err, &ue):
 		return ExitUsage

@@ -128,3 +128,22 @@ func TestTestsslFindsNothingHighOrCritical(t *testing.T) {
 		}
 	}
 }
+
+// A pair that cannot serve stops the start as a bad configuration does
+// (78, which the units' RestartPreventExitStatus= names), saying why: a
+// restart would fail the same way.
+func TestAMismatchedPairFailsTheStartAsABadConfigDoes(t *testing.T) {
+	creds := t.TempDir()
+	ca := tlstest.NewCA(t, "test CA")
+	ca.Valid(t).Write(t, creds)
+	tlstest.WriteFile(t, filepath.Join(creds, "tls.key"), ca.Valid(t).KeyPEM)
+	cmd := command(t, "")
+	cmd.Env = append(cmd.Env, "CREDENTIALS_DIRECTORY="+creds)
+	p := systemdtest.Spawn(t, cmd, systemdtest.Listen(t, false))
+	if code := p.ExitCode(t); code != 78 {
+		t.Errorf("exit status %d, want 78", code)
+	}
+	if msg := p.Stderr.String(); !strings.Contains(msg, "private key does not match public key") {
+		t.Errorf("stderr %q does not say why", msg)
+	}
+}

@@ -35,6 +35,11 @@ const (
 // tls.key: the daemon serves plain HTTP.
 var ErrOff = errors.New("no TLS credentials")
 
+// ErrUnusable is wrapped by Load when the credentials are there but
+// cannot serve: a start fails with it as with a bad configuration, since a
+// restart would fail the same way.
+var ErrUnusable = errors.New("TLS credentials unusable")
+
 // Certificate is what a Load put in force.
 type Certificate struct {
 	Leaf *x509.Certificate
@@ -67,6 +72,14 @@ func New(creds systemd.Credentials, now func() time.Time) *Server {
 // and changes nothing: a reload keeps the certificate it had. Neither
 // tls.crt nor tls.key is ErrOff.
 func (s *Server) Load() (Certificate, error) {
+	cert, err := s.load()
+	if err != nil && !errors.Is(err, ErrOff) {
+		return Certificate{}, fmt.Errorf("%w: %w", ErrUnusable, err)
+	}
+	return cert, err
+}
+
+func (s *Server) load() (Certificate, error) {
 	certPEM, certErr := s.creds.Read(CertName)
 	keyPEM, keyErr := s.creds.Read(KeyName)
 	switch {

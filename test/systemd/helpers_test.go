@@ -32,6 +32,9 @@
 //	fdstore_test.go     what the daemon keeps in, and takes out of, the FD store
 //	health_test.go      the health check and systemd's watchdog, running and
 //	                    stopping
+//	https_test.go       HTTPS from credentials: the drop-ins, rotation (by
+//	                    reload or restart, by version), a broken pair kept
+//	                    out, client certificates
 //	journal_test.go     the daemon's journal entries
 //	journalremote_test.go  the journal shipped by journal-upload to a
 //	                    journal-remote collector, every field intact
@@ -621,6 +624,13 @@ type load struct {
 var loadClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 func startLoad(t testing.TB, url string, workers int) *load {
+	return startLoadWith(t, loadClient, url, workers)
+}
+
+// startLoadWith is startLoad with a client of the test's own (one that
+// trusts a test CA, say), which must open a new connection for every
+// request.
+func startLoadWith(t testing.TB, loadClient *http.Client, url string, workers int) *load {
 	l := &load{stop: make(chan struct{})}
 	for range workers {
 		l.wg.Add(1)
