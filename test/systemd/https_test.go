@@ -63,8 +63,7 @@ func enableHTTPS(t *testing.T, ca *tlstest.CA, pair tlstest.Pair, clientCA *tlst
 		}
 		os.RemoveAll(tlsDir)
 		systemctl(t, "daemon-reload")
-		systemctl(t, "stop", unit, name+".socket")
-		systemctl(t, "start", name+".socket")
+		restartSocket(t)
 		freshStart(t, baseConfig)
 	})
 	for _, link := range links {
@@ -78,13 +77,24 @@ func enableHTTPS(t *testing.T, ca *tlstest.CA, pair tlstest.Pair, clientCA *tlst
 	}
 	writeConfig(t, baseConfig)
 	systemctl(t, "daemon-reload")
-	// The socket listens elsewhere now: both stop, then start again.
-	systemctl(t, "stop", unit, name+".socket")
-	systemctl(t, "start", name+".socket", unit)
+	restartSocket(t)
+	systemctl(t, "start", unit)
 	if got := prop(t, name+".socket", "Listen"); got != "[::]:8080 (Stream)" {
 		t.Errorf("with every-address.conf, Listen=%q", got)
 	}
 	return &https{ca: ca, url: "https://" + listenAddr(t, name+".socket")}
+}
+
+// restartSocket stops the service and its socket, and starts the socket
+// again: where the socket listens changed. Each test here does it twice,
+// and a socket started more than 5 times in 10 s is refused
+// (StartLimitBurst=): reset-failed resets the count, since these starts
+// are the test's, not a loop.
+func restartSocket(t *testing.T) {
+	t.Helper()
+	systemctl(t, "stop", unit, name+".socket")
+	systemctl(t, "reset-failed", unit, name+".socket")
+	systemctl(t, "start", name+".socket")
 }
 
 // client trusts h's CA and shows certs, if any; with fresh, it opens a new
