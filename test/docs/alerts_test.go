@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -54,8 +55,8 @@ func TestAlertsNameOnlyMetricsTheDaemonHas(t *testing.T) {
 }
 
 // exportedNames returns the names of the series a fresh daemon exports on
-// GET /metrics, once it has served a request and recovered a panic (until
-// then the series of requests and panics do not exist): a histogram
+// GET /metrics, once it has served a request, recovered a panic and
+// loaded a TLS certificate (until then those series do not exist): a histogram
 // family's name with _bucket, _sum and _count.
 func exportedNames(t *testing.T) map[string]bool {
 	t.Helper()
@@ -66,6 +67,7 @@ func exportedNames(t *testing.T) map[string]bool {
 	}))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
 	m.Panicked("GET /x")
+	m.SetTLSCertificate(time.Now(), time.Now().Add(time.Hour)) // as when serving HTTPS
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -255,3 +255,30 @@ func TestClientCertificatesAreRequired(t *testing.T) {
 	}
 	h.serial(t, h.client(true, next.Client(t, "bob").TLS(t)))
 }
+
+// TestACertificateNearItsEndFiresItsAlert: a certificate in the last third
+// of its validity is in STATUS=, and the shipped rule
+// DaemonTLSCertificateExpiresSoon fires in a real Prometheus; a renewed
+// one, put in force as the runbook says, resolves it.
+func TestACertificateNearItsEndFiresItsAlert(t *testing.T) {
+	ca := tlstest.NewCA(t, "test CA")
+	near := ca.Server(t, time.Now().Add(-80*24*time.Hour), time.Now().Add(5*24*time.Hour))
+	enableHTTPS(t, ca, near, nil)
+	if status := prop(t, unit, "StatusText"); !strings.Contains(status, "the TLS certificate expires") {
+		t.Errorf("StatusText=%q, want the certificate's end", status)
+	}
+	p := startPrometheus(t)
+	start := time.Now()
+	firing, a := p.waitAlert(t, "DaemonTLSCertificateExpiresSoon", "firing", start, 15*time.Second)
+	if a.Labels["severity"] != "warning" {
+		t.Errorf("labels %v, want severity warning", a.Labels)
+	}
+
+	ca.Valid(t).Write(t, tlsDir)
+	verb := map[bool]string{true: "reload", false: "restart"}[systemdVersion(t) >= 260]
+	systemctl(t, verb, unit)
+	renewed := time.Now()
+	resolved := p.waitResolved(t, "DaemonTLSCertificateExpiresSoon", renewed, 15*time.Second)
+	t.Logf("systemd %d: DaemonTLSCertificateExpiresSoon firing %s after the first scrapes; resolved %s after systemctl %s",
+		systemdVersion(t), firing.Round(time.Millisecond), resolved.Round(time.Millisecond), verb)
+}
