@@ -772,15 +772,6 @@ func (d *daemon[C]) stop(s *servers, failed error) error {
 			d.Logger.Warn("serving ended with an unexpected error while stopping", "err", err)
 		}
 	}
-	// HTTP/2 connections take no keep-alive switch: tell each client that
-	// no new stream will be served (GOAWAY), so that it closes its
-	// connection once its streams are answered. Shutdown, given no time
-	// to wait, does that and returns.
-	if d.https {
-		now, cancel := context.WithCancel(context.Background())
-		cancel()
-		s.main.Shutdown(now)
-	}
 	// Answer the requests on the connections accepted, then close them:
 	// with keep-alives off, each connection closes after its response, and
 	// idle ones close at once. (http.Server.Shutdown is not used: it drops
@@ -788,7 +779,23 @@ func (d *daemon[C]) stop(s *servers, failed error) error {
 	// keep-alives off again on every poll closes the connections that went
 	// idle since, and, as Shutdown does, those that have sent nothing for
 	// 5 s.
-	closeIdle := func() { s.main.SetKeepAlivesEnabled(false) }
+	//
+	// HTTP/2 connections (over HTTPS) take no keep-alive switch. Shutdown
+	// tells each HTTP/2 client that no new stream will be served (GOAWAY),
+	// and the connection closes once its streams are answered; but it
+	// also drops an HTTP/1 request not read yet. So it is called once the
+	// connections left are all HTTP/2, with no time to wait: it says
+	// goodbye and returns.
+	goneAway := false
+	closeIdle := func() {
+		s.main.SetKeepAlivesEnabled(false)
+		if !goneAway && s.accepting.onlyHTTP2() {
+			goneAway = true
+			now, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = s.main.Shutdown(now) // context.Canceled: it did not wait, as asked
+		}
+	}
 	if err := s.accepting.waitClosed(drainCtx, closeIdle); err != nil {
 		d.Logger.Warn("drain cut short; closing the remaining connections", "drain_timeout", drain, "cause", context.Cause(drainCtx))
 	}

@@ -317,6 +317,8 @@ type limitedConn struct {
 	// is in the socket, where unread finds it.
 	reading atomic.Bool
 	once    sync.Once
+	// http2 is set once the connection is known to serve HTTP/2 (connState).
+	http2, protoKnown atomic.Bool
 }
 
 func (c *limitedConn) loadPhase() phase { return phase(c.phase.Load()) }
@@ -447,9 +449,31 @@ func (c *limitedConn) enter(state int) bool {
 // handler (a WebSocket, say), it is no HTTP connection to shed, and stays
 // busy for good.
 func connState(c net.Conn, state http.ConnState) {
-	if lc, ok := limited(c); ok && state == http.StateIdle {
+	lc, ok := limited(c)
+	if !ok {
+		return
+	}
+	// The protocol ALPN chose, read once the handshake is done: HTTP/2's
+	// server reports its connections active as a stream begins.
+	if tc, isTLS := c.(*tls.Conn); isTLS && state == http.StateActive && !lc.protoKnown.Swap(true) {
+		lc.http2.Store(tc.ConnectionState().NegotiatedProtocol == "h2")
+	}
+	if state == http.StateIdle {
 		lc.enter(waiting)
 	}
+}
+
+// onlyHTTP2 reports whether every connection still open serves HTTP/2, and
+// there is one at least (stop).
+func (l *limitListener) onlyHTTP2() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		if !c.http2.Load() {
+			return false
+		}
+	}
+	return len(l.conns) > 0
 }
 
 // limited is the limitedConn under c, which TLS may wrap.

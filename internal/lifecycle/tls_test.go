@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -125,7 +126,7 @@ func TestAHandshakeNeverFinishedIsClosed(t *testing.T) {
 	io.WriteString(c, "\x16\x03\x01\x02\x00") // a ClientHello's record header, and no more
 	c.SetReadDeadline(time.Now().Add(wait))
 	_, err = c.Read(make([]byte, 1))
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 		t.Fatalf("the daemon still held the connection after %s", wait)
 	}
 	// Counted, and logged only at debug level: a scanner makes hundreds.
