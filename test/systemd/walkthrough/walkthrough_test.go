@@ -69,7 +69,7 @@ func TestCompareFindsWhatTheDaemonSaysDifferently(t *testing.T) {
 	for _, c := range []struct{ what, old, new string }{
 		{"a log message", "]: ready", "]: ready to serve"},
 		{"the STATUS= text", `Status: "Serving on`, `Status: "Listening on`},
-		{"the STATUS= text of a failed reload", "StatusText=Serving on [::]:8080 (socket-activated), metrics on [::]:9090; reload failed", "StatusText=Serving on [::]:8080 (socket-activated), metrics on [::]:9090; reload refused"},
+		{"the STATUS= text of a failed reload", "StatusText=Serving on 127.0.0.1:8080 (socket-activated), metrics on [::]:9090; reload failed", "StatusText=Serving on 127.0.0.1:8080 (socket-activated), metrics on [::]:9090; reload refused"},
 		{"an error's words", "is not a log level", "is no log level"},
 	} {
 		t.Run(c.what, func(t *testing.T) {
