@@ -46,7 +46,7 @@ type App struct{ cfg atomic.Pointer[Config] }
 // New builds the app from what the kit made for it (service.Deps: the
 // logger, the metrics registry, the settings, the state directory, the
 // credentials and the API token).
-func New(d service.Deps[Config]) (lifecycle.App[Config], error) {
+func New(d service.Deps[Config]) (service.App[Config], error) {
 	a := &App{}
 	a.Apply(d.Config)
 	return a, nil

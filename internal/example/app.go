@@ -4,7 +4,7 @@
 // health decides whether the systemd watchdog is fed.
 //
 // It is the part of this repository that `make drop-example` deletes, and
-// internal/app replaces. It implements lifecycle.App, and has nothing else
+// internal/app replaces. It implements service.App, and has nothing else
 // to do with systemd: the sockets, readiness, health and metrics endpoints,
 // the API token its writes need, reloads and the drain are the kit's.
 package example
@@ -93,12 +93,12 @@ type App struct {
 	done     chan struct{}
 }
 
-var _ lifecycle.App[Config] = (*App)(nil)
+var _ service.App[Config] = (*App)(nil)
 
 // New returns the app with its first configuration, the directory it
 // keeps state in and the API token its writes need; Start opens the state
 // and begins the work.
-func New(d service.Deps[Config]) (lifecycle.App[Config], error) {
+func New(d service.Deps[Config]) (service.App[Config], error) {
 	return newApp(d.Logger, d.Config, d.StateDir, d.Token)
 }
 

@@ -23,7 +23,7 @@ import (
 //	GET  /debug/panic                      a panic in a handler (the recovery)
 //	GET  /debug/alloc?live=&garbage=&hold= an allocation (the Go memory limit, memory pressure)
 //	POST /debug/log?seq=N&n=COUNT          a burst of log records (journald's faults)
-func (d *daemon[C]) instrumentRoutes(handle func(string, http.Handler)) {
+func (d *daemon) instrumentRoutes(handle func(string, http.Handler)) {
 	handle("POST /debug/health", d.instrument(d.handleHealthSwitch()))
 	handle("GET /debug/sleep", d.instrument(handleSleep()))
 	handle("GET /debug/panic", d.instrument(handlePanic()))
@@ -33,7 +33,7 @@ func (d *daemon[C]) instrumentRoutes(handle func(string, http.Handler)) {
 
 // instrument answers 404 unless the instruments are on, and 401 without
 // the token.
-func (d *daemon[C]) instrument(h http.Handler) http.Handler {
+func (d *daemon) instrument(h http.Handler) http.Handler {
 	withToken := d.Token.Require(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !d.instrumentsOn.Load() {
@@ -53,7 +53,7 @@ const (
 
 // check is the health check that GET /healthz and the watchdog use: the
 // app's, unless the health switch says otherwise.
-func (d *daemon[C]) check(ctx context.Context) error {
+func (d *daemon) check(ctx context.Context) error {
 	switch d.health.Load() {
 	case healthFail:
 		return errors.New("the health check was made to fail (POST /debug/health)")
@@ -67,7 +67,7 @@ func (d *daemon[C]) check(ctx context.Context) error {
 // handleHealthSwitch sets the health switch: the watchdog then stops being
 // fed, and systemd kills and restarts the daemon, whose new process starts
 // healthy.
-func (d *daemon[C]) handleHealthSwitch() http.Handler {
+func (d *daemon) handleHealthSwitch() http.Handler {
 	states := map[string]int32{"ok": healthApp, "fail": healthFail, "hang": healthHang}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		state, ok := states[r.URL.Query().Get("state")]
@@ -159,7 +159,7 @@ func gcCycles() uint64 {
 
 // handleLog logs ?n= records (default 1, at most 100,000) numbered from
 // ?seq=, to show that no log record is lost while journald restarts.
-func (d *daemon[C]) handleLog() http.Handler {
+func (d *daemon) handleLog() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seq, err1 := strconv.Atoi(r.URL.Query().Get("seq"))
 		n, err2 := strconv.Atoi(cmp.Or(r.URL.Query().Get("n"), "1"))

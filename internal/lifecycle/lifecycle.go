@@ -36,8 +36,10 @@ import (
 )
 
 // App is the service that Run runs: only what a particular service has of
-// its own. C is its part of the configuration file (see config.File).
-type App[C any] interface {
+// its own. Its settings are not here: their type is the app's, which Run
+// does not need to know. The app is made with them, and a reload hands it
+// the next ones through Options.LoadConfig.
+type App interface {
 	// Start does what the app needs before it can serve: open its state,
 	// warm up. Connections wait in the socket's backlog meanwhile. ctx is
 	// cancelled when a stop is requested during the start, and Start should
@@ -52,9 +54,6 @@ type App[C any] interface {
 	// watchdog is fed only while it passes. It fails when the app cannot do
 	// its work (a wedged loop, a stuck disk).
 	Check(ctx context.Context) error
-	// Apply takes the app's settings from a configuration reloaded on
-	// SIGHUP, once the whole file was found valid.
-	Apply(C)
 	// Close releases what Start opened. Run calls it once Start has
 	// returned, whatever Start returned, and after the last request.
 	Close() error
@@ -76,7 +75,7 @@ type MemoryReleaser interface {
 type Progress func(status string, more time.Duration)
 
 // Options are what Run needs, all of it passed in.
-type Options[C any] struct {
+type Options struct {
 	// Signals ask for a stop or a reload; main caught them before anything
 	// else (CatchSignals).
 	Signals Signals
@@ -93,10 +92,14 @@ type Options[C any] struct {
 	// file descriptor store (FileDescriptorStoreMax= in the unit).
 	StoreListener bool
 	Metrics       *metrics.Metrics
-	// Config is the configuration read at start, and ConfigFile where a
-	// reload reads the next one.
-	Config     config.Config
-	ConfigFile config.File[C]
+	// Config is the configuration read at start.
+	Config config.Config
+	// LoadConfig reads the configuration file again, at a reload, and
+	// checks all of it, the daemon's settings and the app's. It returns the
+	// daemon's, and applyApp, which hands the app its own: those are of the
+	// app's type, which Run has no need to know. Run calls applyApp only
+	// once the whole reload was found valid (reload).
+	LoadConfig func() (next config.Config, applyApp func(), err error)
 	// Token is the API token (the credential api-token): Run reads it
 	// before the app starts and again at every reload; the app's write
 	// routes and the test instruments require it.
@@ -106,7 +109,7 @@ type Options[C any] struct {
 	// plain HTTP. Run reads them before the app starts and again at every
 	// reload (tls.go).
 	TLS *tlscreds.Server
-	App App[C]
+	App App
 }
 
 // The FileDescriptorName= of the sockets the daemon serves: the app, and
@@ -118,8 +121,8 @@ const (
 
 // daemon is a running daemon's state: what Run was given, and what
 // changes while it runs.
-type daemon[C any] struct {
-	Options[C]
+type daemon struct {
+	Options
 	cfg     config.Config // the configuration in force; reloads replace it
 	serving string        // what is served where, for STATUS=
 	https   bool          // the main listener serves HTTPS (tls.go)
@@ -143,7 +146,7 @@ type daemon[C any] struct {
 // including one requested before the start finished, returns nil. Each step
 // is a method below, named for what it does; docs/lifecycle.md follows the
 // same numbers.
-func Run[C any](ctx context.Context, o Options[C]) error {
+func Run(ctx context.Context, o Options) error {
 	d := newDaemon(o)
 
 	// 1. Signals, first of all: main caught them before it read the
@@ -213,8 +216,8 @@ func Run[C any](ctx context.Context, o Options[C]) error {
 }
 
 // newDaemon is the state of a daemon about to run with o.
-func newDaemon[C any](o Options[C]) *daemon[C] {
-	d := &daemon[C]{Options: o, cfg: o.Config}
+func newDaemon(o Options) *daemon {
+	d := &daemon{Options: o, cfg: o.Config}
 	if d.LogLevel == nil {
 		d.LogLevel = new(slog.LevelVar)
 	}
@@ -247,7 +250,7 @@ func (l listeners) close() {
 
 // listen takes the sockets to serve on (step 2), says what they are in
 // d.serving, and closes those passed in that the daemon does not serve.
-func (d *daemon[C]) listen() (listeners, error) {
+func (d *daemon) listen() (listeners, error) {
 	ln, origin, err := d.listenMain()
 	if err != nil {
 		return listeners{}, err
@@ -281,7 +284,7 @@ func (d *daemon[C]) listen() (listeners, error) {
 // opened. If the configuration now names another address, that socket
 // leaves the store and a new one is opened: a changed listen takes effect
 // at the next restart, not only once the store is empty.
-func (d *daemon[C]) listenMain() (net.Listener, string, error) {
+func (d *daemon) listenMain() (net.Listener, string, error) {
 	addr := d.cfg.Listen.String()
 	ln, origin, err := mainListener(d.Systemd.Listeners, d.Systemd.Unusable, addr)
 	if err != nil || !d.StoreListener || origin != passedIn || listensOn(ln, addr) {
@@ -377,7 +380,7 @@ func storeListener(n *systemd.Notifier, ln net.Listener) error {
 // main socket's case failed the start in mainListener.) From the store, a socket
 // no longer used would come back at every start (a renamed one, say); take
 // it out.
-func (d *daemon[C]) closeUnused() {
+func (d *daemon) closeUnused() {
 	unusable := d.Systemd.Unusable
 	var refused []string
 	for _, name := range slices.Sorted(maps.Keys(unusable)) {
@@ -399,7 +402,7 @@ func (d *daemon[C]) closeUnused() {
 // one the daemon still serves, and refuses the routes that need it, saying
 // how to give one; a token it cannot read (the wrong owner, say) stops the
 // start, with the reason in STATUS=.
-func (d *daemon[C]) loadToken() error {
+func (d *daemon) loadToken() error {
 	if _, err := d.Token.Load(); errors.Is(err, systemd.ErrNoCredential) {
 		d.Logger.Warn("routes that need the API token are refused until the daemon has one", "err", err)
 	} else if err != nil {
@@ -413,7 +416,7 @@ func (d *daemon[C]) loadToken() error {
 // kept for once the daemon is ready, since the configuration may change
 // again before then. It returns whether a reload waits, whether a stop
 // ended the start, or the start's error.
-func (d *daemon[C]) start(ctx context.Context) (reloadWaiting, stopped bool, err error) {
+func (d *daemon) start(ctx context.Context) (reloadWaiting, stopped bool, err error) {
 	startCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Progress counts only while the start runs: a late report would
@@ -488,7 +491,7 @@ type servers struct {
 // on the main listener, at most max_connections at once (limit.go and
 // docs/lifecycle.md, step 4, say which connection makes room for a new
 // one), and metrics on their own listener if they have one.
-func (d *daemon[C]) serve(lns listeners) *servers {
+func (d *daemon) serve(lns listeners) *servers {
 	s := &servers{served: make(chan error, 1), metricsServed: make(chan error, 1)}
 	metricsOnMain := d.Metrics.Handler()
 	if lns.metrics != nil {
@@ -515,7 +518,7 @@ func (s *servers) closeMetrics() {
 
 // newServer returns an HTTP server for h. Its timeouts keep a slow or idle
 // client from holding a connection forever.
-func (d *daemon[C]) newServer(h http.Handler) *http.Server {
+func (d *daemon) newServer(h http.Handler) *http.Server {
 	limits := d.cfg.HTTP
 	return &http.Server{
 		Handler:           h,
@@ -549,7 +552,7 @@ func (l serverLog) Write(b []byte) (int, error) {
 }
 
 // setReady sets readiness where it is reported: GET /readyz and metrics.
-func (d *daemon[C]) setReady(ready bool) {
+func (d *daemon) setReady(ready bool) {
 	d.ready.Store(ready)
 	d.Metrics.SetReady(ready)
 }
@@ -557,7 +560,7 @@ func (d *daemon[C]) setReady(ready bool) {
 // startWatchdog feeds the watchdog, if the unit has one (WatchdogSec=),
 // until the returned function is called. From the stop on no ping goes
 // out, whether or not that function was called yet (stop).
-func (d *daemon[C]) startWatchdog() (stop func()) {
+func (d *daemon) startWatchdog() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	if d.Systemd.Watchdog > 0 {
 		go d.feedWatchdog(ctx)
@@ -569,7 +572,7 @@ func (d *daemon[C]) startWatchdog() (stop func()) {
 // advises, each time the health check passes, until ctx ends. A check that
 // fails or hangs skips the ping; after a whole interval without one systemd
 // kills the daemon (SIGABRT) and, with Restart=on-failure, starts it again.
-func (d *daemon[C]) feedWatchdog(ctx context.Context) {
+func (d *daemon) feedWatchdog(ctx context.Context) {
 	interval := d.Systemd.Watchdog
 	tick := time.NewTicker(interval / 2)
 	defer tick.Stop()
@@ -604,7 +607,7 @@ func (d *daemon[C]) feedWatchdog(ctx context.Context) {
 // startPressureWatch watches for memory pressure until the returned
 // function is called, which returns once the watch has ended, its log line
 // written.
-func (d *daemon[C]) startPressureWatch() (stop func()) {
+func (d *daemon) startPressureWatch() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -619,7 +622,7 @@ func (d *daemon[C]) startPressureWatch() (stop func()) {
 // collects and returns the free heap to the kernel, which would otherwise
 // keep it counted against the cgroup for minutes. A watch that cannot be
 // set up is logged once; the daemon runs on without it.
-func (d *daemon[C]) watchMemoryPressure(ctx context.Context) {
+func (d *daemon) watchMemoryPressure(ctx context.Context) {
 	err := systemd.WatchMemoryPressure(ctx, d.Systemd.MemoryPressure, func() {
 		if r, ok := d.App.(MemoryReleaser); ok {
 			r.ReleaseMemory()
@@ -644,7 +647,7 @@ func heapReleased() int64 {
 
 // wait answers reloads, the one asked for before READY=1 first, until a
 // stop is asked for or a server fails (step 7), and returns the failure.
-func (d *daemon[C]) wait(ctx context.Context, reloadWaiting bool, s *servers) error {
+func (d *daemon) wait(ctx context.Context, reloadWaiting bool, s *servers) error {
 	if reloadWaiting {
 		d.reload()
 	}
@@ -673,9 +676,9 @@ func (d *daemon[C]) wait(ctx context.Context, reloadWaiting bool, s *servers) er
 // all of it is valid, the daemon's settings and the app's alike, and only
 // with the TLS credentials, when the daemon serves HTTPS: a reload that
 // rotates a certificate and finds it broken changes nothing (tls.go).
-func (d *daemon[C]) reload() {
+func (d *daemon) reload() {
 	d.notify(systemd.Reloading("Reloading configuration"))
-	next, app, err := d.ConfigFile.Load()
+	next, applyApp, err := d.LoadConfig()
 	if err == nil {
 		err = d.reloadTLS()
 	}
@@ -702,7 +705,7 @@ func (d *daemon[C]) reload() {
 	d.LogLevel.Set(next.LogLevel.Level)
 	d.instrumentsOn.Store(next.Instruments.Enabled)
 	d.reloadToken()
-	d.App.Apply(app)
+	applyApp()
 	d.cfg = next
 	d.Logger.Info("configuration reloaded")
 	d.notify(systemd.Ready(d.status()))
@@ -711,7 +714,7 @@ func (d *daemon[C]) reload() {
 // reloadToken reads the API token again: a credential rotated where the
 // reload can see it takes effect at once (docs/hardening.md, "The API
 // token", says where that is). A failed read keeps the token read before.
-func (d *daemon[C]) reloadToken() {
+func (d *daemon) reloadToken() {
 	hadToken := d.Token.Loaded()
 	switch changed, err := d.Token.Load(); {
 	case err != nil && hadToken:
@@ -732,7 +735,7 @@ func (d *daemon[C]) reloadToken() {
 // kill the drain (docs/lifecycle.md, step 6). The drain is bounded by
 // drain_timeout here, and by TimeoutStopSec= and EXTEND_TIMEOUT_USEC= in
 // systemd.
-func (d *daemon[C]) stop(s *servers, failed error) error {
+func (d *daemon) stop(s *servers, failed error) error {
 	if failed != nil {
 		d.Logger.Error("stopping: a server failed", "err", failed)
 	}
@@ -808,7 +811,7 @@ func (d *daemon[C]) stop(s *servers, failed error) error {
 
 // notify sends to systemd and logs a failure: a lost status message is worth
 // a log line, not the daemon's life.
-func (d *daemon[C]) notify(m systemd.Message) {
+func (d *daemon) notify(m systemd.Message) {
 	if d.Systemd.Notifier.Enabled() {
 		d.Logger.Debug("sd_notify", "sent", strings.Join(m, " "))
 	}

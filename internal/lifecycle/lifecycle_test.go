@@ -254,7 +254,7 @@ func start(t *testing.T, o options) *daemon {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer close(d.done)
-		d.err = lifecycle.Run(ctx, lifecycle.Options[testConfig]{
+		d.err = lifecycle.Run(ctx, lifecycle.Options{
 			Signals:  lifecycle.Signals{Stop: d.stops, Reload: d.reloads},
 			Logger:   logger,
 			LogLevel: level,
@@ -268,8 +268,13 @@ func start(t *testing.T, o options) *daemon {
 			StoreListener: o.storeListener,
 			Metrics:       metrics.New(reg, metrics.Build{}),
 			Config:        cfg,
-			ConfigFile:    file,
-			App:           a,
+			// As internal/service does: the test app's settings apply
+			// only when Run calls for them.
+			LoadConfig: func() (config.Config, func(), error) {
+				next, appCfg, err := file.Load()
+				return next, func() { a.Apply(appCfg) }, err
+			},
+			App: a,
 		})
 	}()
 	t.Cleanup(func() {

@@ -16,7 +16,7 @@ import (
 // named "metrics" or -metrics-listen was given: then it is served there
 // alone (metricsOnMain is nil), so that the metrics port can be firewalled
 // apart.
-func (d *daemon[C]) handler(metricsOnMain http.Handler) http.Handler {
+func (d *daemon) handler(metricsOnMain http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.Handler) {
 		mux.Handle(pattern, d.Metrics.Instrument(pattern, d.recoverPanics(pattern, h)))
@@ -38,7 +38,7 @@ func (d *daemon[C]) handler(metricsOnMain http.Handler) http.Handler {
 
 // handleHealthz answers 200 while the app's health check passes: the
 // process can do its work. It is the check that gates the watchdog.
-func (d *daemon[C]) handleHealthz() http.Handler {
+func (d *daemon) handleHealthz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
@@ -52,7 +52,7 @@ func (d *daemon[C]) handleHealthz() http.Handler {
 
 // handleReadyz answers 200 only between READY=1 and STOPPING=1, so that a
 // load balancer stops sending new requests before the listener closes.
-func (d *daemon[C]) handleReadyz() http.Handler {
+func (d *daemon) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !d.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
@@ -66,7 +66,7 @@ func (d *daemon[C]) handleReadyz() http.Handler {
 // the stack, and a count in the http_panics_total metric. net/http would
 // recover it too, but only by closing the connection and writing to its
 // own log.
-func (d *daemon[C]) recoverPanics(route string, h http.Handler) http.Handler {
+func (d *daemon) recoverPanics(route string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			v := recover()

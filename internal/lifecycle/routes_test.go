@@ -18,7 +18,6 @@ type noApp struct{}
 func (noApp) Start(context.Context, Progress) error { return nil }
 func (noApp) Routes(func(string, http.Handler))     {}
 func (noApp) Check(context.Context) error           { return nil }
-func (noApp) Apply(struct{})                        {}
 func (noApp) Close() error                          { return nil }
 
 // TestReadyzFollowsReadiness: GET /readyz answers 503 before READY=1 and
@@ -26,7 +25,7 @@ func (noApp) Close() error                          { return nil }
 // handler is asked directly.
 func TestReadyzFollowsReadiness(t *testing.T) {
 	t.Parallel()
-	d := &daemon[struct{}]{Options: Options[struct{}]{
+	d := &daemon{Options: Options{
 		Logger:  slog.New(slog.DiscardHandler),
 		Metrics: metrics.New(prometheus.NewRegistry(), metrics.Build{}),
 		App:     noApp{},

@@ -16,7 +16,7 @@ import (
 // expired) stops the start, with the reason in STATUS=: serving plain HTTP
 // instead would send the API token in clear where the operator meant it
 // not to go.
-func (d *daemon[C]) loadTLS(main net.Listener) error {
+func (d *daemon) loadTLS(main net.Listener) error {
 	cert, err := d.TLS.Load()
 	if errors.Is(err, tlscreds.ErrOff) {
 		if !loopback(main.Addr()) {
@@ -38,7 +38,7 @@ func (d *daemon[C]) loadTLS(main net.Listener) error {
 // finish with the one they began with. Whether the reload sees new files
 // depends on systemd (docs/hardening.md, "HTTPS"). It returns why a pair
 // was refused; the one in force then stays.
-func (d *daemon[C]) reloadTLS() error {
+func (d *daemon) reloadTLS() error {
 	if !d.https {
 		return nil
 	}
@@ -59,7 +59,7 @@ func (d *daemon[C]) reloadTLS() error {
 // it nears its end (tlscreds.WarnFrom), in a warning and in STATUS=. A
 // certificate renewed by then is loaded by a reload or a restart, which
 // sets the warning for the new one.
-func (d *daemon[C]) certificateInForce(cert tlscreds.Certificate) {
+func (d *daemon) certificateInForce(cert tlscreds.Certificate) {
 	d.Metrics.SetTLSCertificate(cert.Leaf.NotBefore, cert.Leaf.NotAfter)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -85,7 +85,7 @@ func (d *daemon[C]) certificateInForce(cert tlscreds.Certificate) {
 
 // status is STATUS= while serving: what is served where, and the
 // certificate's end once it is near.
-func (d *daemon[C]) status() string {
+func (d *daemon) status() string {
 	if !d.https {
 		return d.serving
 	}

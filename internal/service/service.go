@@ -36,6 +36,16 @@ const (
 	ExitConfig  = 78 // EX_CONFIG from sysexits.h: the configuration is wrong
 )
 
+// App is an app as Run takes it: what the lifecycle runs (lifecycle.App),
+// and Apply. C is the app's part of the configuration file, a type that
+// only the app and this package need to know.
+type App[C any] interface {
+	lifecycle.App
+	// Apply takes the app's settings from a configuration reloaded on
+	// SIGHUP, once all of the reload was found valid.
+	Apply(C)
+}
+
 // AppSpec is what Run needs to know of an app to run it: its default
 // settings, whether it needs a state directory, and how to make it. C is
 // the app's part of the configuration file.
@@ -47,7 +57,7 @@ type AppSpec[C any] struct {
 	// directory (-state-dir, or StateDirectory= in the unit).
 	NeedsStateDir bool
 	// New builds the app from what Run made for it.
-	New func(Deps[C]) (lifecycle.App[C], error)
+	New func(Deps[C]) (App[C], error)
 }
 
 // Deps are what Run makes for the app: everything the app needs from
@@ -186,7 +196,7 @@ func Run[C any](ctx context.Context, s AppSpec[C], args []string, getenv func(st
 	if err != nil {
 		return err
 	}
-	return lifecycle.Run(ctx, lifecycle.Options[C]{
+	return lifecycle.Run(ctx, lifecycle.Options{
 		Signals:       signals,
 		Logger:        logger,
 		LogLevel:      level,
@@ -195,10 +205,20 @@ func Run[C any](ctx context.Context, s AppSpec[C], args []string, getenv func(st
 		StoreListener: *fdStore || getenv("FDSTORE") != "",
 		Metrics:       m,
 		Config:        cfg,
-		ConfigFile:    file,
+		LoadConfig:    loadConfig(file, a),
 		Token:         token,
 		App:           a,
 	})
+}
+
+// loadConfig is how a reload reads file again for app a
+// (lifecycle.Options.LoadConfig): the app's part waits in applyApp, for
+// the lifecycle to call once it has found all of the reload valid.
+func loadConfig[C any](file config.File[C], a App[C]) func() (config.Config, func(), error) {
+	return func() (next config.Config, applyApp func(), err error) {
+		next, appCfg, err := file.Load()
+		return next, func() { a.Apply(appCfg) }, err
+	}
 }
 
 // defaultConfigPath is config.toml in the directory systemd's

@@ -56,7 +56,7 @@ func main() {
 	if err == nil {
 		err = service.Run(context.Background(), service.AppSpec[settings]{
 			AppDefaults: func() settings { return settings{Greeting: "Hello!"} },
-			New: func(d service.Deps[settings]) (lifecycle.App[settings], error) {
+			New: func(d service.Deps[settings]) (service.App[settings], error) {
 				a := &app{}
 				a.Apply(d.Config)
 				return a, nil
