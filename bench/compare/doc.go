@@ -11,5 +11,6 @@
 //	cd bench/compare && go test -run '^$' -bench . -benchmem
 //
 // bench/run.sh (make bench) runs it, and make test vets it and checks that
-// its go.mod is tidy.
+// its go.mod is tidy. A module zip leaves out the modules nested in it, so
+// a project started with gonew has no bench/compare; both skip it then.
 package compare

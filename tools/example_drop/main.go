@@ -108,18 +108,11 @@ func run(args []string, stdout io.Writer) error {
 			}
 		}
 	}
-	// The example's own dependencies (bbolt) leave go.mod with it, and
-	// with the go.mod of a module nested in this one (bench/compare), whose
-	// go.sum may hold what this go.mod required.
-	for _, f := range files {
-		if filepath.Base(f) != "go.mod" {
-			continue
-		}
-		tidy := exec.Command("go", "mod", "tidy")
-		tidy.Dir = filepath.Join(*dir, filepath.Dir(f))
-		if out, err := tidy.CombinedOutput(); err != nil {
-			return fmt.Errorf("go mod tidy in %s: %w\n%s", filepath.Dir(f), err, out)
-		}
+	// The example's own dependencies (bbolt) leave go.mod with it.
+	tidy := exec.Command("go", "mod", "tidy")
+	tidy.Dir = *dir
+	if out, err := tidy.CombinedOutput(); err != nil {
+		return fmt.Errorf("go mod tidy: %w\n%s", err, out)
 	}
 	fmt.Fprintf(stdout, "removed %d files of the example:\n", len(removed))
 	for _, f := range removed {

@@ -168,21 +168,21 @@ func TestRenamesTheModuleInANestedGoMod(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("go.mod", "module example.com/daemon\n\ngo 1.26\n")
+	write("go.mod", "module example.com/old\n\ngo 1.26\n")
 	write("cmd/daemon/main.go", "package main\n\nfunc main() {}\n")
-	write("bench/compare/go.mod", `module example.com/daemon/bench/compare
+	write("bench/compare/go.mod", `module example.com/old/bench/compare
 
 go 1.26.0
 
 require (
-	example.com/daemon v0.0.0
-	example.com/daemonic v1.0.0
+	example.com/old v0.0.0
+	example.com/older v1.0.0
 )
 
 // The kit in this checkout.
-replace example.com/daemon => ../..
+replace example.com/old => ../..
 `)
-	sum := "example.com/daemonic v1.0.0/go.mod h1:x/daemon/y=\n"
+	sum := "example.com/older v1.0.0/go.mod h1:x/daemon/y=\n"
 	write("bench/compare/go.sum", sum)
 	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-qm", "one"}} {
 		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@localhost"}, args...)...)
@@ -199,7 +199,7 @@ go 1.26.0
 
 require (
 	example.org/you/hello v0.0.0
-	example.com/daemonic v1.0.0
+	example.com/older v1.0.0
 )
 
 // The kit in this checkout.
