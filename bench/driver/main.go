@@ -31,6 +31,7 @@ type options struct {
 	daemon, bare, bareDeps string // binaries
 	config                 string // the daemon's config file ("" for built-in defaults)
 	phases                 string
+	path                   string // what the request path measures: GET of this path
 
 	starts, warmStarts int
 	reloads            int
@@ -54,7 +55,7 @@ type bench struct {
 	bare     *server
 	bareDeps *server
 	// bare (a) with the daemon's server timeouts, to tell their price from
-	// the rest of the daemon's in the GET / runs.
+	// the rest of the daemon's in the request path runs.
 	bareTimeouts *server
 	rows         []row
 	notes        []string
@@ -73,6 +74,9 @@ func main() {
 	phases := "start,reload,http,memory,slowloris"
 	phases += ",notes" // example:line
 	flag.StringVar(&o.phases, "phases", phases, "which measurements to make")
+	// A kit route, which every service on the kit answers, whatever its
+	// app: the figures are the kit's own, and comparable between apps.
+	flag.StringVar(&o.path, "path", "/readyz", "the `path` the request, memory and slowloris phases GET")
 	flag.DurationVar(&o.slowlorisFor, "slowloris-for", time.Minute, "how long the slowloris attack lasts")
 	flag.IntVar(&o.starts, "starts", 40, "starts measured per server")
 	flag.IntVar(&o.warmStarts, "warm-starts", 3, "starts per server before measuring (page cache)")
@@ -147,14 +151,14 @@ func run(o options) error {
 		"BARE_WRITE_TIMEOUT=" + cfg.HTTP.WriteTimeout.String(),
 		"BARE_IDLE_TIMEOUT=" + cfg.HTTP.IdleTimeout.String(),
 	}}
-	// The baselines answer GET / with what the daemon answers, whatever
+	// The baselines answer GET path with what the daemon answers, whatever
 	// its app: asked once, before any measurement.
 	body, err := b.daemonsAnswer()
 	if err != nil {
-		return fmt.Errorf("GET / of the daemon: %w", err)
+		return fmt.Errorf("GET %s of the daemon: %w", o.path, err)
 	}
 	for _, s := range []*server{b.bare, b.bareDeps, b.bareTimeouts} {
-		s.env = append(s.env, "BARE_BODY="+body)
+		s.env = append(s.env, "BARE_PATH="+o.path, "BARE_BODY="+body)
 	}
 
 	fmt.Print(machine(o))
@@ -345,14 +349,14 @@ func (b *bench) printMicro(w io.Writer) {
 	}
 }
 
-// daemonsAnswer starts the daemon and returns the body of its GET /.
+// daemonsAnswer starts the daemon and returns the body of its GET path.
 func (b *bench) daemonsAnswer() (string, error) {
 	p, url, err := b.serve(b.daemon)
 	if err != nil {
 		return "", err
 	}
 	defer func() { _ = p.stop() }() // a measurement, not this probe, reports a bad stop
-	resp, err := http.Get(url + "/")
+	resp, err := http.Get(url + b.opts.path)
 	if err != nil {
 		return "", err
 	}

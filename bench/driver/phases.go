@@ -136,7 +136,7 @@ func (b *bench) measureReload() error {
 	return nil
 }
 
-// measureHTTP: GET / under wrk, the daemon against bare (a), alternating
+// measureHTTP: GET path under wrk, the daemon against bare (a), alternating
 // runs, each server pinned to the server CPU and wrk to the client CPU.
 func (b *bench) measureHTTP() error {
 	servers := []*server{b.daemon, b.bare, b.bareTimeouts}
@@ -152,7 +152,7 @@ func (b *bench) measureHTTP() error {
 		if err != nil {
 			return err
 		}
-		procs[s], urls[s] = p, url
+		procs[s], urls[s] = p, url+b.opts.path
 	}
 	for _, s := range servers[1:] {
 		if err := b.sameAnswer(urls[b.daemon], urls[s]); err != nil {
@@ -201,7 +201,7 @@ func (b *bench) measureHTTP() error {
 	} else {
 		pairs += fmt.Sprintf(" (only %d of %d were quiet: the machine was busy, take the ratios with salt or run again)", len(quiet), b.opts.rounds)
 	}
-	b.note("GET / medians and ratios from %s", pairs)
+	b.note("GET %s medians and ratios from %s", b.opts.path, pairs)
 	field := func(s *server, f func(wrkResult) float64) []float64 {
 		var xs []float64
 		for _, r := range results[s] {
@@ -220,18 +220,30 @@ func (b *bench) measureHTTP() error {
 	rr, r50, r99 := pairedRatio(dr, ar), pairedRatio(d50, a50), pairedRatio(d99, a99)
 	tc, tr, t99 := field(b.bareTimeouts, cpu), field(b.bareTimeouts, rps), field(b.bareTimeouts, p99)
 	b.rows = append(b.rows,
-		row{measure: fmt.Sprintf("GET / throughput, req/s (median of %d × %s, %d conns)", b.opts.rounds, b.opts.duration, b.opts.conns),
+		row{measure: fmt.Sprintf("GET %s throughput, req/s (median of %d × %s, %d conns)", b.opts.path, b.opts.rounds, b.opts.duration, b.opts.conns),
 			daemon: fmt.Sprintf("%.0f", medianF(dr)), a: fmt.Sprintf("%.0f", medianF(ar)),
 			ratio: fmt.Sprintf("%.2f× (a)", rr), goal: "≥ 0.90× (a)", state: metIf(round2(rr) >= 0.9)},
-		row{measure: "GET / latency p50",
+		row{measure: "GET " + b.opts.path + " latency p50",
 			daemon: ms(time.Duration(medianF(d50))), a: ms(time.Duration(medianF(a50))),
 			ratio: fmt.Sprintf("%.2f× (a)", r50)},
-		row{measure: "GET / latency p99",
+		row{measure: "GET " + b.opts.path + " latency p99",
 			daemon: ms(time.Duration(medianF(d99))), a: ms(time.Duration(medianF(a99))),
 			ratio: fmt.Sprintf("%.2f× (a)", r99), goal: "≤ 1.20× (a)", state: metIf(round2(r99) <= 1.2)},
-		row{measure: "GET / server CPU time per request",
+		row{measure: "GET " + b.opts.path + " server CPU time per request",
 			daemon: us(medianF(dc)), a: us(medianF(ac)),
 			ratio: fmt.Sprintf("%.2f× (a)", pairedRatio(dc, ac))},
+	)
+	// Against bare with the same timeouts: what the kit's handler chain
+	// (metrics, panic recovery, the connection limit and tracking, the
+	// router) costs on top of what any server facing clients should set.
+	tRR, tR99 := pairedRatio(dr, tr), pairedRatio(d99, t99)
+	b.rows = append(b.rows,
+		row{measure: "GET " + b.opts.path + " throughput against bare+timeouts (a+t)",
+			daemon: fmt.Sprintf("%.0f", medianF(dr)), a: fmt.Sprintf("%.0f (a+t)", medianF(tr)),
+			ratio: fmt.Sprintf("%.2f× (a+t)", tRR), goal: "≥ 0.97× (a+t)", state: metIf(round2(tRR) >= 0.97)},
+		row{measure: "GET " + b.opts.path + " latency p99 against bare+timeouts (a+t)",
+			daemon: ms(time.Duration(medianF(d99))), a: ms(time.Duration(medianF(t99))) + " (a+t)",
+			ratio: fmt.Sprintf("%.2f× (a+t)", tR99), goal: "≤ 1.10× (a+t)", state: metIf(round2(tR99) <= 1.10)},
 	)
 	b.note("the server timeouts alone: %s %.0f req/s, p99 %s, CPU per request %s; against bare (a) %.2f× throughput, %.2f× p99, %.2f× CPU per request. "+
 		"The daemon against it: %.2f× throughput, %.2f× p99, %.2f× CPU per request",
@@ -274,7 +286,7 @@ func (b *bench) serve(s *server) (*process, string, error) {
 	return p, url, err
 }
 
-// sameAnswer checks that the daemon and the baseline answer GET / alike,
+// sameAnswer checks that the daemon and the baseline answer GET path alike,
 // but for the Date: the same status, headers and bytes.
 func (b *bench) sameAnswer(daemonURL, bareURL string) error {
 	get := func(url string) (string, error) {
@@ -305,7 +317,7 @@ func (b *bench) sameAnswer(daemonURL, bareURL string) error {
 		return err
 	}
 	if d != a {
-		b.note("WARNING: the daemon and the bare server answer GET / differently:\n--- daemon\n%s\n--- bare\n%s", d, a)
+		b.note("WARNING: the daemon and the bare server answer GET %s differently:\n--- daemon\n%s\n--- bare\n%s", b.opts.path, d, a)
 	}
 	return nil
 }
@@ -341,7 +353,7 @@ func (b *bench) measureMemory() error {
 				p.kill()
 				return err
 			}
-			if err := load(url, b.opts.requests, b.opts.conns); err != nil {
+			if err := load(url+b.opts.path, b.opts.requests, b.opts.conns); err != nil {
 				p.kill()
 				return fmt.Errorf("%s: %w", s.name, err)
 			}

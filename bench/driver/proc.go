@@ -243,7 +243,7 @@ func tcpListener() (*os.File, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return f, "http://" + ln.Addr().String() + "/", nil
+	return f, "http://" + ln.Addr().String(), nil
 }
 
 func setAffinityOf(tid int, cpus string) error {

@@ -58,7 +58,7 @@ func (b *bench) measureSlowloris() error {
 		var ds []time.Duration
 		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 			t0 := time.Now()
-			resp, err := client.Get(url + "/")
+			resp, err := client.Get(url + b.opts.path)
 			if err != nil {
 				return ds, err
 			}
@@ -74,7 +74,7 @@ func (b *bench) measureSlowloris() error {
 	conns := 3 * 1024 // the default max_connections, 1024
 	secs := strconv.Itoa(int(b.opts.slowlorisFor.Seconds()))
 	var out bytes.Buffer
-	attack := exec.Command(tool, "-c", strconv.Itoa(conns), "-H", "-i", "10", "-r", "500", "-l", secs, "-u", url+"/")
+	attack := exec.Command(tool, "-c", strconv.Itoa(conns), "-H", "-i", "10", "-r", "500", "-l", secs, "-u", url+b.opts.path)
 	attack.Stdout, attack.Stderr = &out, &out
 	if err := attack.Start(); err != nil {
 		return err

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	nativejournal "github.com/ssgreg/journald"
-
 	"example.com/daemon/internal/journald"
 	"example.com/daemon/internal/journald/journaldtest"
 )
@@ -42,7 +40,7 @@ func BenchmarkRequestLine(b *testing.B) {
 		}, slog.LevelInfo},
 		{"journald/socket", func(b *testing.B) slog.Handler {
 			journaldtest.SkipWithout(b)
-			return journald.NewHandler(&nativejournal.Journal{}, journald.Options{Identifier: "daemon"})
+			return journald.NewHandler(&journald.Socket{}, journald.Options{Identifier: "daemon"})
 		}, slog.LevelInfo},
 		// A debug line while the level is info: what a line costs that
 		// is written but not logged.

@@ -431,14 +431,21 @@ func markBusy(h http.Handler) http.Handler {
 }
 
 // enter moves c into state, from now, unless it was shed: it reports
-// whether it did.
+// whether it did. A busy connection is never closed, so when it turned
+// busy matters to no one: that phase is stamped 0, which spares every
+// request a reading of the clock. (A waiting phase after it is stamped
+// anew, so a compare and swap still tells it from the one before.)
 func (c *limitedConn) enter(state int) bool {
+	var since time.Duration
+	if state != busy {
+		since = c.l.now()
+	}
 	for {
 		p := c.loadPhase()
 		if p.state() == shed {
 			return false
 		}
-		if c.phase.CompareAndSwap(int64(p), int64(phaseOf(state, c.l.now()))) {
+		if c.phase.CompareAndSwap(int64(p), int64(phaseOf(state, since))) {
 			return true
 		}
 	}

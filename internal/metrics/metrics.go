@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +58,11 @@ type Metrics struct {
 	// certificate to report, and a 0 would read as one long expired.
 	tlsNotBefore, tlsNotAfter *prometheus.GaugeVec
 	tlsHandshakeErrors        prometheus.Counter
+
+	// writers are the statusWriters of requests served and done with:
+	// one made per request would be an allocation, and garbage, that
+	// net/http's own path does not make.
+	writers sync.Pool
 }
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -248,14 +254,24 @@ func (m *Metrics) serve(rt *route, h http.Handler, w http.ResponseWriter, r *htt
 	m.inFlight.Inc()
 	defer m.inFlight.Dec()
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w, route: rt}
+	sw, _ := m.writers.Get().(*statusWriter)
+	if sw == nil {
+		sw = new(statusWriter)
+	}
+	*sw = statusWriter{ResponseWriter: w, route: rt}
 	h.ServeHTTP(sw, r)
 	elapsed := time.Since(start)
-	rt = sw.route
+	rt, status := sw.route, sw.status
+	// A ResponseWriter may not be used once ServeHTTP has returned
+	// (http.Handler), so the next request can have this one. A handler
+	// that panics out of here (http.ErrAbortHandler) leaves it to the
+	// garbage collector.
+	*sw = statusWriter{}
+	m.writers.Put(sw)
 	if rt == nil {
 		rt = m.unmatched
 	}
-	rt.record(r.Method, sw.status, elapsed)
+	rt.record(r.Method, status, elapsed)
 }
 
 // route is where the requests of one route are counted and timed.

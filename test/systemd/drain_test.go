@@ -185,3 +185,105 @@ func TestRestartsUnderLoadLoseNoRequests(t *testing.T) {
 		t.Errorf("%d requests failed through the restarts:\n%s", n, strings.Join(list, "\n"))
 	}
 }
+
+// TestRestartNewClientWait measures how long a new client waits during
+// `systemctl restart`: a figure for docs/performance.md, not a goal. A
+// restart stops the daemon before it starts the next, and the socket,
+// which systemd holds, keeps a new connection in its backlog meanwhile; so
+// with a request in flight a new client waits out the old daemon's drain
+// as well. A prober opens a new connection for each GET /healthz, one after
+// the other, from before the restart until one is answered by the new
+// daemon; the figure is the slowest. None of them may fail.
+func TestRestartNewClientWait(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		inFlight time.Duration // 0: none
+	}{
+		{"no request in flight", 0},
+		{"a 5s request in flight", 5 * time.Second},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			pid := freshStart(t, baseConfig)
+			url := baseURL(t) + "/healthz"
+			var slow <-chan slowResult
+			if c.inFlight > 0 {
+				_, slow = slowRequest(t, pid, c.inFlight)
+			}
+
+			// The prober keeps the slowest wait and the start of the last
+			// probe answered; the channel-free bookkeeping keeps it probing
+			// however long the restart takes.
+			var worst, lastStart atomic.Int64
+			var n, failed atomic.Int64
+			var errs sync.Map
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// A new connection each time: a kept-alive one would be
+				// the old daemon's, drained.
+				c := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					t0 := time.Now()
+					resp, err := c.Get(url)
+					if err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != http.StatusOK {
+							err = fmt.Errorf("GET /healthz: %s", resp.Status)
+						}
+					}
+					wait := time.Since(t0)
+					n.Add(1)
+					if err != nil {
+						failed.Add(1)
+						errs.Store(err.Error(), true)
+					}
+					if int64(wait) > worst.Load() {
+						worst.Store(int64(wait))
+					}
+					lastStart.Store(t0.UnixNano())
+				}
+			}()
+			t.Cleanup(func() {
+				select {
+				case <-stop:
+				default:
+					close(stop)
+				}
+				wg.Wait()
+			})
+			eventually(t, 5*time.Second, "the prober answered", func() (bool, string) { return n.Load() > 0, "" })
+
+			t0 := time.Now()
+			systemctl(t, "restart", unit)
+			restart := time.Since(t0)
+			if newPID := propInt(t, unit, "MainPID"); newPID == pid {
+				t.Fatalf("restart: MainPID still %d", pid)
+			}
+			// Until a probe sent after the restart returned has its
+			// answer: every connection queued in the backlog has been
+			// taken by then.
+			after := time.Now().UnixNano()
+			eventually(t, time.Minute, "a new client answered after the restart", func() (bool, string) {
+				return lastStart.Load() > after, ""
+			})
+			close(stop)
+			wg.Wait()
+			errs.Range(func(k, _ any) bool { t.Errorf("a new client during the restart: %v", k); return true })
+			if slow != nil {
+				if r := <-slow; r.err != nil || r.code != http.StatusOK {
+					t.Errorf("the request in flight during the restart: %d %q %v, want 200", r.code, r.body, r.err)
+				}
+			}
+			t.Logf("systemd %d, %s: worst wait of a new client %s (systemctl restart took %s; %d new clients, %d failed)",
+				systemdVersion(t), c.name, time.Duration(worst.Load()).Round(time.Millisecond), restart.Round(time.Millisecond), n.Load(), failed.Load())
+		})
+	}
+}

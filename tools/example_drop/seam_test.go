@@ -50,6 +50,20 @@ func TestTheKitNeverReachesIntoTheExample(t *testing.T) {
 			t.Errorf("after the drop, go %s: %v\n%s", strings.Join(args, " "), err, b)
 		}
 	}
+	// A module nested in this one (bench/compare) builds against the kit
+	// left, and its go.mod and go.sum are tidy.
+	for _, f := range listed(t, copyDir) {
+		if f == "go.mod" || filepath.Base(f) != "go.mod" {
+			continue
+		}
+		for _, args := range [][]string{{"vet", "./..."}, {"mod", "tidy", "-diff"}} {
+			cmd := exec.Command("go", args...)
+			cmd.Dir = filepath.Join(copyDir, filepath.Dir(f))
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("after the drop, in %s, go %s: %v\n%s", filepath.Dir(f), strings.Join(args, " "), err, b)
+			}
+		}
+	}
 
 	// What is the example's alone: its route paths and keys that neither
 	// the kit nor internal/app has.

@@ -83,10 +83,18 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	if err := setModule(gomod, *mod); err != nil {
-		return err
+	// go.mod, and the go.mod of a module nested in this one (bench/compare),
+	// which requires this module by its path and replaces it with the
+	// checkout.
+	for _, f := range files {
+		if filepath.Base(f) != "go.mod" {
+			continue
+		}
+		if err := renameModule(filepath.Join(*dir, f), oldModule, *mod); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: module path %s → %s\n", f, oldModule, *mod)
 	}
-	fmt.Fprintf(stdout, "go.mod: module %s → %s\n", oldModule, *mod)
 	// Deepest paths first, so that a folder is renamed after what is in it.
 	slices.SortFunc(files, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 	for _, f := range files {
@@ -163,7 +171,7 @@ func listFiles(dir string) ([]string, error) {
 	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
 		// Fuzz corpora and go.sum are data, not names; this program speaks
 		// of names in general.
-		if f == "" || f == "go.sum" || strings.Contains(f, "/testdata/") || strings.HasPrefix(f, "tools/rename/") {
+		if f == "" || filepath.Base(f) == "go.sum" || strings.Contains(f, "/testdata/") || strings.HasPrefix(f, "tools/rename/") {
 			continue
 		}
 		files = append(files, f)
@@ -171,23 +179,41 @@ func listFiles(dir string) ([]string, error) {
 	return files, nil
 }
 
-func setModule(path, mod string) error {
-	data, err := os.ReadFile(path)
+// renameModule changes the module path oldModule to newModule in the
+// go.mod file at file: in its module line, and wherever a require or a
+// replace names it or a path under it. Comments stay as they are.
+func renameModule(file, oldModule, newModule string) error {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
 	}
-	f, err := modfile.Parse(path, data, nil)
+	f, err := modfile.Parse(file, data, nil)
 	if err != nil {
 		return err
 	}
-	if err := f.AddModuleStmt(mod); err != nil {
+	rename := func(l *modfile.Line) {
+		for i, tok := range l.Token {
+			if tok == oldModule || strings.HasPrefix(tok, oldModule+"/") {
+				l.Token[i] = newModule + strings.TrimPrefix(tok, oldModule)
+			}
+		}
+	}
+	for _, stmt := range f.Syntax.Stmt {
+		switch x := stmt.(type) {
+		case *modfile.Line:
+			rename(x)
+		case *modfile.LineBlock:
+			for _, l := range x.Line {
+				rename(l)
+			}
+		}
+	}
+	out := modfile.Format(f.Syntax)
+	// What was written must still be a go.mod file.
+	if _, err := modfile.Parse(file, out, nil); err != nil {
 		return err
 	}
-	out, err := f.Format()
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, out, 0o644)
+	return os.WriteFile(file, out, 0o644)
 }
 
 type renamer struct {
@@ -216,8 +242,8 @@ func (r renamer) rewrite(path, rel string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if bytes.IndexByte(data, 0) >= 0 || rel == "go.mod" {
-		return nil // binary, or done by setModule
+	if bytes.IndexByte(data, 0) >= 0 || filepath.Base(rel) == "go.mod" {
+		return nil // binary, or done by renameModule
 	}
 	var out string
 	var n int

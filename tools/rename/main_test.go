@@ -152,3 +152,66 @@ func TestRefusesATreeWithUncommittedChanges(t *testing.T) {
 		t.Errorf("go.mod after the rename:\n%s", data)
 	}
 }
+
+// TestRenamesTheModuleInANestedGoMod: a module nested in the tree
+// (bench/compare) requires the service's module by its path and replaces it
+// with the checkout; after the rename it names the new path everywhere, its
+// comments kept, and its go.sum is left alone.
+func TestRenamesTheModuleInANestedGoMod(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/old\n\ngo 1.26\n")
+	write("cmd/daemon/main.go", "package main\n\nfunc main() {}\n")
+	write("bench/compare/go.mod", `module example.com/old/bench/compare
+
+go 1.26.0
+
+require (
+	example.com/old v0.0.0
+	example.com/older v1.0.0
+)
+
+// The kit in this checkout.
+replace example.com/old => ../..
+`)
+	sum := "example.com/older v1.0.0/go.mod h1:x/daemon/y=\n"
+	write("bench/compare/go.sum", sum)
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-qm", "one"}} {
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@localhost"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	if err := run([]string{"rename", "-name", "hello", "-module", "example.org/you/hello", "-dir", dir}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	want := `module example.org/you/hello/bench/compare
+
+go 1.26.0
+
+require (
+	example.org/you/hello v0.0.0
+	example.com/older v1.0.0
+)
+
+// The kit in this checkout.
+replace example.org/you/hello => ../..
+`
+	if data, _ := os.ReadFile(filepath.Join(dir, "bench", "compare", "go.mod")); string(data) != want {
+		t.Errorf("bench/compare/go.mod after the rename:\n%s\nwant:\n%s", data, want)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "bench", "compare", "go.sum")); string(data) != sum {
+		t.Errorf("bench/compare/go.sum changed:\n%s", data)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "go.mod")); string(data) != "module example.org/you/hello\n\ngo 1.26\n" {
+		t.Errorf("go.mod after the rename:\n%s", data)
+	}
+}

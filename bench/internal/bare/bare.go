@@ -1,6 +1,6 @@
 // Package bare is the baseline the daemon is measured against: the least a
 // socket-activated HTTP service under systemd does. It takes the listening
-// socket systemd passes as file descriptor 3, serves GET / with the bytes
+// socket systemd passes as file descriptor 3, serves GET of one path with the bytes
 // the daemon answers, says READY=1, answers SIGHUP with RELOADING=1 and
 // READY=1, and exits on SIGTERM.
 //
@@ -24,13 +24,15 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 	"unsafe"
 )
 
-// What GET / answers: $BARE_BODY, which the driver sets to what the
-// daemon's GET / answers, so that both send the same bytes.
+// What it answers: GET $BARE_PATH with $BARE_BODY, which the driver sets
+// to the path it measures and what the daemon answers there, so that both
+// send the same bytes.
 
 // Main runs the baseline until SIGTERM or SIGINT.
 func Main() {
@@ -58,8 +60,12 @@ func run() error {
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 
 	body := os.Getenv("BARE_BODY")
+	pattern := "GET " + os.Getenv("BARE_PATH")
+	if strings.HasSuffix(pattern, "/") {
+		pattern += "{$}" // that path alone, not all below it
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, body)
 	})

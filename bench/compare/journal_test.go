@@ -1,4 +1,4 @@
-package journald
+package compare
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
-	nativejournal "github.com/ssgreg/journald"
 	slogjournal "github.com/systemd/slog-journal"
 
+	"example.com/daemon/internal/journald"
 	"example.com/daemon/internal/journald/journaldtest"
 )
 
@@ -71,12 +71,12 @@ func measure(b *testing.B, log func()) {
 
 func BenchmarkHandlers(b *testing.B) {
 	b.Run("journald/encode", func(b *testing.B) {
-		l := benchLogger(NewHandler(discard{}, Options{Identifier: "bench"}))
+		l := benchLogger(journald.NewHandler(discard{}, journald.Options{Identifier: "bench"}))
 		measure(b, func() { logBenchRecord(l) })
 	})
 	b.Run("journald/socket", func(b *testing.B) {
 		journaldtest.SkipWithout(b)
-		l := benchLogger(NewHandler(&nativejournal.Journal{}, Options{Identifier: "bench"}))
+		l := benchLogger(journald.NewHandler(&journald.Socket{}, journald.Options{Identifier: "bench"}))
 		measure(b, func() { logBenchRecord(l) })
 	})
 	b.Run("slog-journal/socket", func(b *testing.B) {
