@@ -24,8 +24,8 @@ import (
 // figures.
 
 // kitDaemon is a daemon with no app, ready, with the default settings.
-func kitDaemon() *daemon[struct{}] {
-	d := newDaemon(Options[struct{}]{
+func kitDaemon() *daemon {
+	d := newDaemon(Options{
 		Logger:  slog.New(slog.DiscardHandler),
 		Metrics: metrics.New(prometheus.NewRegistry(), metrics.Build{}),
 		App:     noApp{},
@@ -76,14 +76,14 @@ const readyzRequest = "GET /readyz HTTP/1.1\r\nHost: bench\r\n\r\n"
 func BenchmarkRequest(b *testing.B) {
 	for _, s := range []struct {
 		name  string
-		serve func(d *daemon[struct{}]) (*http.Server, func(net.Listener) net.Listener)
+		serve func(d *daemon) (*http.Server, func(net.Listener) net.Listener)
 	}{
-		{"net/http", func(d *daemon[struct{}]) (*http.Server, func(net.Listener) net.Listener) {
+		{"net/http", func(d *daemon) (*http.Server, func(net.Listener) net.Listener) {
 			mux := http.NewServeMux()
 			mux.Handle("GET /readyz", d.handleReadyz())
 			return d.newServer(mux), func(ln net.Listener) net.Listener { return ln } // the same timeouts
 		}},
-		{"kit", func(d *daemon[struct{}]) (*http.Server, func(net.Listener) net.Listener) {
+		{"kit", func(d *daemon) (*http.Server, func(net.Listener) net.Listener) {
 			srv := d.newServer(d.handler(d.Metrics.Handler()))
 			srv.ConnState, srv.ConnContext = connState, connContext
 			return srv, func(ln net.Listener) net.Listener {
