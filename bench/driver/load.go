@@ -25,14 +25,15 @@ type wrkResult struct {
 // wrk runs one wrk load against p at url: one thread (it has one CPU),
 // the configured connections, with its latency distribution. It also
 // reads the CPU time p spent meanwhile.
-func (b *bench) wrk(p *process, url string, d time.Duration) (wrkResult, error) {
+func (b *bench) wrk(p *process, url string, d time.Duration, extra ...string) (wrkResult, error) {
 	cpu0, err := p.cpuTime()
 	if err != nil {
 		return wrkResult{}, err
 	}
 	stall0, t0 := cpuPressure(), time.Now()
-	out, err := exec.Command(b.opts.wrk, "-t1", "-c"+strconv.Itoa(b.opts.conns),
-		"-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", url).CombinedOutput()
+	args := append([]string{"-t1", "-c" + strconv.Itoa(b.opts.conns),
+		"-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency"}, extra...)
+	out, err := exec.Command(b.opts.wrk, append(args, url)...).CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk: %w\n%s", err, out)
 	}

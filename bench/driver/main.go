@@ -71,7 +71,7 @@ func main() {
 	flag.StringVar(&o.bare, "bare", "", "baseline (a): the bare server `binary`")
 	flag.StringVar(&o.bareDeps, "bare-deps", "", "baseline (b): the bare server linked with the daemon's dependencies")
 	flag.StringVar(&o.config, "config", "", "the daemon's configuration `file`, installed as $CONFIGURATION_DIRECTORY/config.toml (default: none, the built-in defaults)")
-	phases := "start,reload,http,memory,slowloris"
+	phases := "start,reload,http,tls,memory,slowloris"
 	phases += ",notes" // example:line
 	flag.StringVar(&o.phases, "phases", phases, "which measurements to make")
 	// A kit route, which every service on the kit answers, whatever its
@@ -178,6 +178,8 @@ func run(o options) error {
 			err = b.measureNotes() // example:line
 		case "slowloris":
 			err = b.measureSlowloris()
+		case "tls":
+			err = b.measureTLS()
 		default:
 			err = fmt.Errorf("unknown phase %q", phase)
 		}

@@ -16,6 +16,7 @@ package bare
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,15 @@ func run() error {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 		}
+	}
+	// BARE_TLS_CERT and BARE_TLS_KEY, PEM files, make it serve HTTPS with
+	// crypto/tls's defaults, as the TLS phase of the benchmark compares.
+	if cert := os.Getenv("BARE_TLS_CERT"); cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, os.Getenv("BARE_TLS_KEY"))
+		if err != nil {
+			return err
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"h2", "http/1.1"}})
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
