@@ -261,6 +261,7 @@ func TestClientCertificatesAreRequired(t *testing.T) {
 // DaemonTLSCertificateExpiresSoon fires in a real Prometheus; a renewed
 // one, put in force as the runbook says, resolves it.
 func TestACertificateNearItsEndFiresItsAlert(t *testing.T) {
+	containerLegOnly(t)
 	ca := tlstest.NewCA(t, "test CA")
 	near := ca.Server(t, time.Now().Add(-80*24*time.Hour), time.Now().Add(5*24*time.Hour))
 	enableHTTPS(t, ca, near, nil)

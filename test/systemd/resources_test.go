@@ -182,7 +182,7 @@ func TestTheGoMemoryLimitSparesTheDaemonTheOOMKiller(t *testing.T) {
 // v2 points $MEMORY_PRESSURE_WATCH at the unit's memory.pressure. Held
 // above MemoryHigh= (the kernel throttles and reclaims: a real memory
 // stall), the daemon sees the PSI trigger fire, gives memory back, counts
-// it and logs it at debug.
+// it and logs it at debug; and the shipped alert DaemonMemoryPressure fires.
 func TestMemoryPressureMakesTheDaemonGiveMemoryBack(t *testing.T) {
 	pid := freshStart(t, baseConfig)
 	env := environ(t, pid)
@@ -198,6 +198,10 @@ func TestMemoryPressureMakesTheDaemonGiveMemoryBack(t *testing.T) {
 	runtimeDropIn(t, unit, "zz-pressure.conf", "[Service]\nMemoryHigh=48M\nMemoryMax=infinity\nMemoryPressureThresholdSec=20ms\nEnvironment=GOMEMLIMIT=off\n")
 	cursor := journalCursor(t)
 	pid = freshStart(t, baseConfig)
+	// The shipped alert DaemonMemoryPressure, in a real Prometheus that
+	// scrapes from before the pressure: an increase needs a sample from
+	// before it.
+	p := startPrometheus(t)
 	metricsURL := "http://" + listenAddr(t, name+"-metrics.socket") + "/metrics"
 	events := func() float64 {
 		_, body := get(t, metricsURL)
@@ -233,5 +237,7 @@ func TestMemoryPressureMakesTheDaemonGiveMemoryBack(t *testing.T) {
 		n := len(journal(t, cursor, "_PID="+strconv.Itoa(pid), "MESSAGE=memory pressure: memory given back to the kernel"))
 		return n >= 1, fmt.Sprintf("%d lines", n)
 	})
-	t.Logf("the first event counted %s after the load began; %v in all", took.Round(time.Millisecond), events())
+	firing, _ := p.waitAlert(t, "DaemonMemoryPressure", "firing", start, time.Minute)
+	t.Logf("the first event counted %s after the load began; %v in all; DaemonMemoryPressure firing %s after the load began",
+		took.Round(time.Millisecond), events(), firing.Round(time.Millisecond))
 }

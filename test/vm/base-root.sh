@@ -65,10 +65,16 @@ trap 'rm -rf --one-file-system "$root.new"' EXIT
 log "debootstrap $DIST from $MIRROR (script ${SCRIPT##*/})"
 # minbase plus what the scenarios need, as base-image.sh's list says, and
 # what a machine needs that a container does not: a kernel (its initrd comes
-# with it) and udev for the devices.
+# with it) and udev for the devices. Of the operator's tools, prometheus and
+# prometheus-node-exporter, for the one alert only this leg can show,
+# memory pressure (cgroup v2 and systemd >= 254); the containers run the
+# other alert scenarios, and the journal-remote one.
 debootstrap --variant=minbase \
-	--include=systemd,systemd-sysv,udev,linux-image-amd64,dbus,libnss-systemd,curl,ca-certificates,procps,iproute2 \
+	--include=systemd,systemd-sysv,udev,linux-image-amd64,dbus,libnss-systemd,curl,ca-certificates,procps,iproute2,prometheus,prometheus-node-exporter \
 	"$DIST" "$root.new" "$MIRROR" "$SCRIPT" >&2
+# As in base-image.sh: the scenarios start their own Prometheus, and
+# prometheus.service would take port 9090, the daemon's metrics socket's.
+systemctl --root="$root.new" disable --quiet prometheus.service prometheus-node-exporter.service
 
 # Every machine made from this root gets its own machine ID: run.sh writes
 # one into each copy (an empty file would make the first boot a "first
