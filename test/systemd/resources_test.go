@@ -4,6 +4,7 @@ package systemd_test
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -207,9 +208,16 @@ func TestMemoryPressureMakesTheDaemonGiveMemoryBack(t *testing.T) {
 	// before it.
 	p := startPrometheus(t)
 	metricsURL := "http://" + listenAddr(t, name+"-metrics.socket") + "/metrics"
+	// A scrape may time out while the kernel throttles the daemon (the
+	// VM leg): that is NaN, and the poll goes on.
 	events := func() float64 {
-		_, body := get(t, metricsURL)
-		for _, line := range strings.Split(body, "\n") {
+		resp, err := client.Get(metricsURL)
+		if err != nil {
+			return math.NaN()
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, name+"_memory_pressure_events_total "); ok {
 				f, _ := strconv.ParseFloat(v, 64)
 				return f
@@ -232,7 +240,7 @@ func TestMemoryPressureMakesTheDaemonGiveMemoryBack(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	eventually(t, 60*time.Second, "a memory pressure event counted", func() (bool, string) {
+	eventually(t, 2*time.Minute, "a memory pressure event counted", func() (bool, string) {
 		n := events()
 		return n >= 1, fmt.Sprintf("%s_memory_pressure_events_total = %v", name, n)
 	})
