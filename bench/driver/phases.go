@@ -140,20 +140,12 @@ func (b *bench) measureReload() error {
 // runs, each server pinned to the server CPU and wrk to the client CPU.
 func (b *bench) measureHTTP() error {
 	servers := []*server{b.daemon, b.bare, b.bareTimeouts}
-	procs := map[*server]*process{}
-	urls := map[*server]string{}
-	defer func() {
-		for _, p := range procs {
-			p.kill()
-		}
-	}()
-	for _, s := range servers {
-		p, url, err := b.serve(s)
-		if err != nil {
-			return err
-		}
-		procs[s], urls[s] = p, url+b.opts.path
+	f, err := b.serveAll(servers, "http")
+	if err != nil {
+		return err
 	}
+	defer f.kill()
+	procs, urls := f.procs, f.urls
 	for _, s := range servers[1:] {
 		if err := b.sameAnswer(urls[b.daemon], urls[s]); err != nil {
 			return err
@@ -264,9 +256,44 @@ func (b *bench) measureHTTP() error {
 			b.note("RSS after the wrk runs (warm-up + %d × %s): %s %s", b.opts.rounds, b.opts.duration, s.name, mib(m.rss))
 		}
 	}
+	return b.stopAll(f, servers)
+}
+
+// fleet is the servers a phase runs side by side, each on a socket of its
+// own, with the URL of the path it measures on each.
+type fleet struct {
+	procs map[*server]*process
+	urls  map[*server]string
+}
+
+// serveAll starts servers as serve does, their URLs in scheme (http or
+// https). The caller defers kill, and ends with stopAll.
+func (b *bench) serveAll(servers []*server, scheme string) (*fleet, error) {
+	f := &fleet{procs: map[*server]*process{}, urls: map[*server]string{}}
 	for _, s := range servers {
-		p := procs[s]
-		delete(procs, s)
+		p, url, err := b.serve(s)
+		if err != nil {
+			f.kill()
+			return nil, err
+		}
+		f.procs[s], f.urls[s] = p, scheme+strings.TrimPrefix(url, "http")+b.opts.path
+	}
+	return f, nil
+}
+
+// kill kills the servers still running: on an error's way out.
+func (f *fleet) kill() {
+	for _, p := range f.procs {
+		p.kill()
+	}
+}
+
+// stopAll stops the servers one after another, as systemd would, and says
+// which did not stop cleanly.
+func (b *bench) stopAll(f *fleet, servers []*server) error {
+	for _, s := range servers {
+		p := f.procs[s]
+		delete(f.procs, s)
 		if err := p.stop(); err != nil {
 			return fmt.Errorf("%w%s", err, b.logTail(s))
 		}

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -42,19 +41,13 @@ func (b *bench) measureTLS() error {
 	// timeouts' share (the http phase's rows) from the rest.
 	bare, bareTimeouts := withCert(b.bare), withCert(b.bareTimeouts)
 	servers := []*server{&daemon, bare, bareTimeouts}
-	procs := map[*server]*process{}
-	urls := map[*server]string{}
-	defer func() {
-		for _, p := range procs {
-			p.kill()
-		}
-	}()
+	f, err := b.serveAll(servers, "https")
+	if err != nil {
+		return err
+	}
+	defer f.kill()
+	procs, urls := f.procs, f.urls
 	for _, s := range servers {
-		p, url, err := b.serve(s)
-		if err != nil {
-			return err
-		}
-		procs[s], urls[s] = p, strings.Replace(url, "http://", "https://", 1)+b.opts.path
 		if err := checkHTTPS(urls[s]); err != nil {
 			return fmt.Errorf("%s: %w%s", s.name, err, b.logTail(s))
 		}
@@ -91,14 +84,7 @@ func (b *bench) measureTLS() error {
 		b.note("%s: bare+timeouts over TLS %.0f, %.2f× bare; the daemon %.2f× bare+timeouts", l.name,
 			medianF(rps[bareTimeouts]), pairedRatio(rps[bareTimeouts], rps[bare]), pairedRatio(rps[&daemon], rps[bareTimeouts]))
 	}
-	for _, s := range servers {
-		p := procs[s]
-		delete(procs, s)
-		if err := p.stop(); err != nil {
-			return fmt.Errorf("%w%s", err, b.logTail(s))
-		}
-	}
-	return nil
+	return b.stopAll(f, servers)
 }
 
 // checkHTTPS makes sure url answers over TLS: the daemon took the
