@@ -782,13 +782,10 @@ func (d *daemon) stop(s *servers, failed error) error {
 	// keep-alives off again on every poll closes the connections that went
 	// idle since, and, as Shutdown does, those that have sent nothing for
 	// 5 s.
-	//
-	// HTTP/2 connections (over HTTPS) take no keep-alive switch. Shutdown
-	// tells each HTTP/2 client that no new stream will be served (GOAWAY),
-	// and the connection closes once its streams are answered; but it
-	// also drops an HTTP/1 request not read yet. So it is called once the
-	// connections left are all HTTP/2, with no time to wait: it says
-	// goodbye and returns.
+	// HTTP/2 connections (over HTTPS) take no keep-alive switch: once they
+	// are all that is left, Shutdown, which then drops nothing, sends them
+	// GOAWAY, and returns at once, given no time to wait (docs/lifecycle.md,
+	// step 8).
 	goneAway := false
 	closeIdle := func() {
 		s.main.SetKeepAlivesEnabled(false)

@@ -171,11 +171,10 @@ func (s *Server) InForce() Certificate {
 }
 
 // Config is the configuration to listen with (tls.NewListener): each
-// handshake takes the one in force as it begins.
+// handshake takes the one in force as it begins, versions and ALPN
+// included, so this one holds nothing else.
 func (s *Server) Config() *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"h2", "http/1.1"},
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			return s.current.Load().config, nil
 		},
